@@ -1,0 +1,405 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+)
+
+// cqEntrySize is the size of one consume-queue entry: commit-log offset (8),
+// record size (4), tag hash (8), big-endian, as RocketMQ's ConsumeQueue.
+const cqEntrySize = 20
+
+// Entry is one consume-queue entry.
+type Entry struct {
+	LogOffset int64 // commit-log offset of the record
+	Size      int32 // record size (TOTALSIZE, without the CRC trailer)
+	TagHash   int64 // hash of the TAGS property (remoting.TagHash), 0 if none
+}
+
+func putEntry(b []byte, e Entry) {
+	binary.BigEndian.PutUint64(b, uint64(e.LogOffset))
+	binary.BigEndian.PutUint32(b[8:], uint32(e.Size))
+	binary.BigEndian.PutUint64(b[12:], uint64(e.TagHash))
+}
+
+func getEntry(b []byte) Entry {
+	return Entry{
+		LogOffset: int64(binary.BigEndian.Uint64(b)),
+		Size:      int32(binary.BigEndian.Uint32(b[8:])),
+		TagHash:   int64(binary.BigEndian.Uint64(b[12:])),
+	}
+}
+
+// consumeQueue is the offset index of one topic/queue: entry N (queue offset
+// N) lives at byte 20·(N mod perFile) of the file whose first entry is
+// N - N mod perFile. New entries are kept in memory (tail) until the
+// checkpointer writes them; they are readable from the moment they are
+// dispatched.
+type consumeQueue struct {
+	topic   string
+	id      int32
+	dir     string
+	perFile int64
+
+	flushMu sync.Mutex // serialises flush/sync/drop
+
+	mu      sync.RWMutex
+	files   []*cqFile // ascending by first
+	count   int64     // entries dispatched: the queue's max offset
+	written int64     // entries [.., written) are in files
+	tail    []byte    // entries [written, count)
+	dirty   bool      // files written since the last sync
+	// minCache remembers the min offset computed for a log start.
+	minLog, minOff int64
+}
+
+type cqFile struct {
+	first int64
+	f     *os.File
+}
+
+func openConsumeQueue(dir, topic string, id int32, perFile int64) (*consumeQueue, error) {
+	q := &consumeQueue{topic: topic, id: id, dir: dir, perFile: perFile, minLog: -1}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var firsts []int64
+	for _, e := range ents {
+		if len(e.Name()) != 20 {
+			continue
+		}
+		if n, err := strconv.ParseInt(e.Name(), 10, 64); err == nil {
+			firsts = append(firsts, n)
+		}
+	}
+	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
+	for _, first := range firsts {
+		f, err := os.OpenFile(filepath.Join(dir, segmentName(first)), os.O_RDWR, 0o644)
+		if err != nil {
+			q.close()
+			return nil, err
+		}
+		q.files = append(q.files, &cqFile{first: first, f: f})
+	}
+	if n := len(q.files); n > 0 {
+		last := q.files[n-1]
+		st, err := last.f.Stat()
+		if err != nil {
+			q.close()
+			return nil, err
+		}
+		entries := min(st.Size()/cqEntrySize, perFile)
+		if st.Size() != entries*cqEntrySize {
+			if err := last.f.Truncate(entries * cqEntrySize); err != nil {
+				q.close()
+				return nil, err
+			}
+		}
+		q.count = last.first + entries
+		q.written = q.count
+	}
+	return q, nil
+}
+
+// first returns the first entry still held (0 for a fresh queue).
+func (q *consumeQueue) firstLocked() int64 {
+	if len(q.files) > 0 {
+		return q.files[0].first
+	}
+	return q.written
+}
+
+// maxOffset returns the number of entries dispatched (the next offset).
+func (q *consumeQueue) maxOffset() int64 {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.count
+}
+
+// append adds the next entry. Called only by the dispatcher.
+func (q *consumeQueue) append(e Entry) {
+	var b [cqEntrySize]byte
+	putEntry(b[:], e)
+	q.mu.Lock()
+	q.tail = append(q.tail, b[:]...)
+	q.count++
+	q.mu.Unlock()
+}
+
+// read returns up to n entries from offset from, appended to dst, and the
+// offset of the first one returned (from, or the first held entry if from
+// precedes it).
+func (q *consumeQueue) read(from int64, n int, dst []Entry) ([]Entry, int64, error) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if first := q.firstLocked(); from < first {
+		from = first
+	}
+	end := min(q.count, from+int64(n))
+	var buf [64 * cqEntrySize]byte
+	for i := from; i < end; {
+		if i >= q.written {
+			b := q.tail[(i-q.written)*cqEntrySize : (end-q.written)*cqEntrySize]
+			for ; len(b) > 0; b = b[cqEntrySize:] {
+				dst = append(dst, getEntry(b))
+			}
+			break
+		}
+		f := q.fileFor(i)
+		if f == nil {
+			return dst, from, fmt.Errorf("consume queue %s/%d: no file holds offset %d", q.topic, q.id, i)
+		}
+		k := min(end, q.written, f.first+q.perFile, i+int64(len(buf)/cqEntrySize)) - i
+		b := buf[:k*cqEntrySize]
+		if _, err := f.f.ReadAt(b, (i-f.first)*cqEntrySize); err != nil {
+			return dst, from, fmt.Errorf("read consume queue %s/%d at %d: %w", q.topic, q.id, i, err)
+		}
+		for ; len(b) > 0; b = b[cqEntrySize:] {
+			dst = append(dst, getEntry(b))
+		}
+		i += k
+	}
+	return dst, from, nil
+}
+
+// entry returns entry i.
+func (q *consumeQueue) entry(i int64) (Entry, error) {
+	var one [1]Entry
+	es, from, err := q.read(i, 1, one[:0])
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(es) == 0 || from != i {
+		return Entry{}, fmt.Errorf("consume queue %s/%d: offset %d not held", q.topic, q.id, i)
+	}
+	return es[0], nil
+}
+
+func (q *consumeQueue) fileFor(i int64) *cqFile {
+	k := sort.Search(len(q.files), func(j int) bool { return q.files[j].first > i }) - 1
+	if k < 0 {
+		return nil
+	}
+	return q.files[k]
+}
+
+// flush writes the in-memory tail to the files. On error (a full disk) the
+// tail stays in memory and the next flush tries again.
+func (q *consumeQueue) flush() error {
+	q.flushMu.Lock()
+	defer q.flushMu.Unlock()
+	q.mu.RLock()
+	start, data := q.written, q.tail
+	q.mu.RUnlock()
+	if len(data) == 0 {
+		return nil
+	}
+	for off := 0; off < len(data); {
+		i := start + int64(off/cqEntrySize)
+		f, err := q.writableFile(i)
+		if err != nil {
+			return err
+		}
+		k := min(int64(len(data)-off)/cqEntrySize, f.first+q.perFile-i)
+		if _, err := f.f.WriteAt(data[off:off+int(k)*cqEntrySize], (i-f.first)*cqEntrySize); err != nil {
+			return fmt.Errorf("write consume queue %s/%d: %w", q.topic, q.id, err)
+		}
+		off += int(k) * cqEntrySize
+	}
+	q.mu.Lock()
+	n := len(data)
+	q.written += int64(n / cqEntrySize)
+	rest := copy(q.tail, q.tail[n:])
+	q.tail = q.tail[:rest]
+	q.dirty = true
+	q.mu.Unlock()
+	return nil
+}
+
+// writableFile returns the file for entry i, creating it if needed. Only
+// called with flushMu held.
+func (q *consumeQueue) writableFile(i int64) (*cqFile, error) {
+	q.mu.RLock()
+	f := q.fileFor(i)
+	q.mu.RUnlock()
+	if f != nil && i < f.first+q.perFile {
+		return f, nil
+	}
+	first := i - i%q.perFile
+	path := filepath.Join(q.dir, segmentName(first))
+	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create consume queue file: %w", err)
+	}
+	f = &cqFile{first: first, f: fh}
+	q.mu.Lock()
+	q.files = append(q.files, f)
+	q.mu.Unlock()
+	return f, nil
+}
+
+// sync makes the written entries durable; it reports whether there was
+// anything to sync. With many dirty queues the caller prefers one syncfs.
+func (q *consumeQueue) syncFiles() error {
+	q.flushMu.Lock()
+	defer q.flushMu.Unlock()
+	q.mu.Lock()
+	dirty := q.dirty
+	q.dirty = false
+	files := append([]*cqFile(nil), q.files...)
+	q.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	for _, f := range files {
+		if err := fdatasync(f.f); err != nil {
+			q.mu.Lock()
+			q.dirty = true
+			q.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *consumeQueue) isDirty() bool {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.dirty
+}
+
+func (q *consumeQueue) markClean() {
+	q.mu.Lock()
+	q.dirty = false
+	q.mu.Unlock()
+}
+
+// truncate drops entries [n, count). Used by recovery only.
+func (q *consumeQueue) truncate(n int64) error {
+	q.flushMu.Lock()
+	defer q.flushMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n >= q.count {
+		return nil
+	}
+	if n >= q.written {
+		q.tail = q.tail[:(n-q.written)*cqEntrySize]
+		q.count = n
+		return nil
+	}
+	q.tail = q.tail[:0]
+	keep := q.files[:0]
+	for _, f := range q.files {
+		if f.first >= n && len(keep) > 0 {
+			f.f.Close()
+			if err := os.Remove(f.f.Name()); err != nil {
+				return err
+			}
+			continue
+		}
+		if n < f.first+q.perFile {
+			if err := f.f.Truncate(max(0, n-f.first) * cqEntrySize); err != nil {
+				return err
+			}
+		}
+		keep = append(keep, f)
+	}
+	q.files = keep
+	q.count, q.written = n, n
+	q.dirty = true
+	return nil
+}
+
+// truncateFromLog drops trailing entries that point at or past logEnd.
+func (q *consumeQueue) truncateFromLog(logEnd int64) error {
+	q.mu.RLock()
+	n, first := q.count, q.firstLocked()
+	q.mu.RUnlock()
+	for n > first {
+		e, err := q.entry(n - 1)
+		if err != nil {
+			return err
+		}
+		if e.LogOffset < logEnd && e.Size > 0 {
+			break
+		}
+		n--
+	}
+	return q.truncate(n)
+}
+
+// minOffset returns the first offset whose entry points at or after logMin,
+// the start of the commit log.
+func (q *consumeQueue) minOffset(logMin int64) int64 {
+	q.mu.RLock()
+	lo, hi := q.firstLocked(), q.count
+	if q.minLog == logMin && q.minOff >= lo {
+		lo = q.minOff
+	}
+	q.mu.RUnlock()
+	// Binary search over [lo, hi) for the first entry with LogOffset >= logMin.
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := q.entry(mid)
+		if err != nil || e.LogOffset < logMin {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	q.mu.Lock()
+	q.minLog, q.minOff = logMin, lo
+	q.mu.Unlock()
+	return lo
+}
+
+// dropBefore removes files all of whose entries point before logMin.
+func (q *consumeQueue) dropBefore(logMin int64) error {
+	q.flushMu.Lock()
+	defer q.flushMu.Unlock()
+	for {
+		q.mu.RLock()
+		if len(q.files) < 2 {
+			q.mu.RUnlock()
+			return nil
+		}
+		f, next := q.files[0], q.files[1]
+		q.mu.RUnlock()
+		var b [cqEntrySize]byte
+		if _, err := f.f.ReadAt(b[:], (next.first-f.first-1)*cqEntrySize); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if getEntry(b[:]).LogOffset >= logMin {
+			return nil
+		}
+		q.mu.Lock()
+		q.files = q.files[1:]
+		q.mu.Unlock()
+		f.f.Close()
+		if err := os.Remove(f.f.Name()); err != nil {
+			return err
+		}
+	}
+}
+
+func (q *consumeQueue) close() error {
+	var err error
+	for _, f := range q.files {
+		if e := f.f.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}

@@ -1,0 +1,278 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// recover rebuilds the in-memory state from disk: segments, consume queues,
+// and everything the log holds past the checkpoint.
+func (s *Store) recover(ctx context.Context) error {
+	started := time.Now()
+	ckpt, hasCkpt, err := readCheckpoint(s.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	if err := s.loadQueues(); err != nil {
+		return err
+	}
+	bases, err := listSegments(s.logDir)
+	if err != nil {
+		return fmt.Errorf("store: list segments: %w", err)
+	}
+	for _, b := range bases {
+		sg, err := openSegment(s.logDir, b, false, false)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		sg.sealed = true // until the scan finds the end
+		s.segs = append(s.segs, sg)
+	}
+	start := int64(0)
+	if len(s.segs) > 0 {
+		start = s.segs[0].base
+	}
+	if hasCkpt && ckpt > start {
+		start = ckpt
+	}
+	s.minLog.Store(start)
+	if len(s.segs) > 0 {
+		s.minLog.Store(s.segs[0].base)
+	}
+	// Entries past the checkpoint may be partly written: drop them; the scan
+	// re-adds what the log holds.
+	for _, q := range s.allQueues() {
+		if err := q.cq.truncateFromLog(start); err != nil {
+			return fmt.Errorf("store: recover consume queue %s/%d: %w", q.topic.name, q.id, err)
+		}
+		q.next = q.cq.count
+	}
+	end, lastTs, scanned, err := s.scan(ctx, start)
+	if err != nil {
+		return err
+	}
+	s.lastTs = lastTs
+	if err := s.fixTail(end); err != nil {
+		return err
+	}
+	for _, q := range s.allQueues() {
+		q.next = q.cq.count
+	}
+	s.flushed.Store(end)
+	s.dispatched.Store(end)
+	s.ckptDone = -1
+	if err := s.checkpoint(); err != nil {
+		return fmt.Errorf("store: checkpoint after recovery: %w", err)
+	}
+	s.log.Info("recovered", "from", start, "to", end, "scanned_bytes", scanned, "checkpoint", hasCkpt,
+		"took", time.Since(started).Round(time.Microsecond))
+	return nil
+}
+
+// loadQueues opens every consume queue under cqDir.
+func (s *Store) loadQueues() error {
+	topics, err := os.ReadDir(s.cqDir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, t := range topics {
+		if !t.IsDir() {
+			continue
+		}
+		qdirs, err := os.ReadDir(filepath.Join(s.cqDir, t.Name()))
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		for _, qd := range qdirs {
+			id, err := strconv.Atoi(qd.Name())
+			if err != nil || !qd.IsDir() || id < 0 || id >= MaxQueueID {
+				continue
+			}
+			if _, err := s.createQueue(t.Name(), int32(id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scan reads the log from start, verifying and dispatching every record,
+// and returns the offset of the end of the valid log.
+func (s *Store) scan(ctx context.Context, start int64) (end, lastTs, scanned int64, err error) {
+	if len(s.segs) == 0 {
+		return start, 0, 0, nil
+	}
+	i := len(s.segs) - 1
+	for j, sg := range s.segs {
+		if start < sg.base+sg.size {
+			i = j
+			break
+		}
+	}
+	sg := s.segs[i]
+	if start >= sg.base+sg.size { // the checkpoint sits at the end of the last segment
+		return start, 0, 0, nil
+	}
+	buf := make([]byte, 4<<20+s.cfg.MaxMessageSize)
+	pos := start - sg.base
+	if pos < 0 {
+		pos = 0
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, 0, err
+		}
+		n, rerr := sg.r.ReadAt(buf[:min(int64(len(buf)), sg.size-pos)], pos)
+		if rerr != nil && rerr != io.EOF {
+			return 0, 0, 0, fmt.Errorf("store: read %s: %w", sg.path, rerr)
+		}
+		p := 0
+	chunk:
+		for {
+			kind, sz := classify(buf[p:n], sg.base, pos+int64(p), sg.size, s.cfg.MaxMessageSize)
+			switch kind {
+			case kindRecord:
+				rec := buf[p : p+sz-recordOverhead]
+				off := sg.base + pos + int64(p)
+				ts, ok := s.recoverRecord(rec, off)
+				if !ok {
+					return off, lastTs, scanned, nil
+				}
+				lastTs = ts
+				p += sz
+				scanned += int64(sz)
+			case kindMarker:
+				if i+1 >= len(s.segs) {
+					return sg.base + sg.size, lastTs, scanned, nil
+				}
+				i++
+				sg = s.segs[i]
+				pos = 0
+				break chunk
+			case kindShort:
+				if p == 0 {
+					// A record that claims more bytes than the segment holds.
+					s.log.Warn("recovery: record runs past the end of its segment; truncating",
+						"offset", sg.base+pos)
+					return sg.base + pos, lastTs, scanned, nil
+				}
+				pos += int64(p)
+				break chunk
+			case kindEnd:
+				return sg.base + pos + int64(p), lastTs, scanned, nil
+			default:
+				off := sg.base + pos + int64(p)
+				s.log.Warn("recovery: torn or corrupt record; truncating the log here", "offset", off)
+				return off, lastTs, scanned, nil
+			}
+		}
+	}
+}
+
+// recoverRecord dispatches one scanned record. It returns false when the
+// record does not continue its queue (a stale record from before an earlier
+// truncation): the log ends before it.
+func (s *Store) recoverRecord(rec []byte, off int64) (int64, bool) {
+	v, err := parseRecord(rec)
+	if err != nil || v.queueID < 0 || v.queueID >= MaxQueueID {
+		s.log.Warn("recovery: record with inconsistent fields; truncating the log here", "offset", off)
+		return 0, false
+	}
+	q := s.lookupQueue(string(v.topic), v.queueID)
+	if q == nil {
+		if q, err = s.createQueue(string(v.topic), v.queueID); err != nil {
+			s.log.Warn("recovery: cannot open queue; truncating the log here", "offset", off, "err", err)
+			return 0, false
+		}
+	}
+	if want := q.cq.maxOffset(); v.queueOffset != want {
+		s.log.Warn("recovery: record's queue offset does not continue its queue; truncating the log here",
+			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.queueOffset, "want", want)
+		return 0, false
+	}
+	s.dispatchRecord(rec, off)
+	return v.storeTs, true
+}
+
+// fixTail makes the segment holding end the active one: later segments are
+// removed (they cannot hold acknowledged data), the rest of it is zeroed so
+// stale bytes are never mistaken for records, and it is reopened for
+// writing. If end is the end of a sealed segment, a new one is created.
+func (s *Store) fixTail(end int64) error {
+	for _, q := range s.touched { // recovery dispatch needs no notifications
+		q.mark = false
+	}
+	s.touched = s.touched[:0]
+	k := len(s.segs) - 1
+	for k >= 0 && s.segs[k].base > end {
+		k--
+	}
+	if k >= 0 && end == s.segs[k].base+s.segs[k].size {
+		// end is a sealed boundary; a segment starting there may exist.
+		if k+1 < len(s.segs) && s.segs[k+1].base == end {
+			k++
+		}
+	}
+	for _, sg := range s.segs[k+1:] {
+		s.log.Warn("recovery: removing segment past the end of the log", "path", sg.path)
+		sg.close()
+		if err := os.Remove(sg.path); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	s.segs = s.segs[:k+1]
+	if k < 0 || end == s.segs[k].base+s.segs[k].size {
+		seg, err := createSegment(s.logDir, end, s.cfg.SegmentSize, !s.cfg.DisableDirectIO)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if err := syncDir(s.logDir); err != nil {
+			return err
+		}
+		s.segs = append(s.segs, seg)
+		if len(s.segs) == 1 {
+			s.minLog.Store(seg.base)
+		}
+	} else {
+		old := s.segs[k]
+		old.close()
+		seg, err := openSegment(s.logDir, old.base, true, !s.cfg.DisableDirectIO)
+		if err != nil {
+			return err
+		}
+		if err := zeroRange(seg.w, end-seg.base, seg.size-(end-seg.base)); err != nil {
+			seg.close()
+			return fmt.Errorf("store: zero tail of %s: %w", seg.path, err)
+		}
+		if err := fdatasync(seg.w); err != nil {
+			seg.close()
+			return err
+		}
+		s.segs[k] = seg
+	}
+	s.active = s.segs[len(s.segs)-1]
+	s.active.sealed = false
+	s.direct = s.active.direct
+	s.align = defaultBlockSize
+	if s.active.direct {
+		s.align = dioAlignment(s.active.w)
+	}
+	s.wpos = end - s.active.base
+	start := alignDown(int(s.wpos), s.align)
+	b := &wbuf{data: alignedBuffer(s.cfg.WriteBufferSize, s.align)}
+	b.reset(s.active, int64(start))
+	if s.wpos > int64(start) {
+		if _, err := s.active.r.ReadAt(b.data[:int(s.wpos)-start], int64(start)); err != nil {
+			return fmt.Errorf("store: read tail block: %w", err)
+		}
+	}
+	b.n = int(s.wpos) - start
+	b.flushedN, b.dispFrom = b.n, b.n
+	s.cur = b
+	return nil
+}

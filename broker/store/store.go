@@ -1,0 +1,763 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/strata-mq/strata/remoting"
+)
+
+// Errors returned by the store.
+var (
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrFlushTimeout: Append stored the messages (they have offsets) but
+	// they were not durable within FlushTimeout or the caller's deadline.
+	// The broker answers FLUSH_DISK_TIMEOUT.
+	ErrFlushTimeout = errors.New("store: flush to disk timed out; stored, durability unknown")
+	// ErrDiskFull: no space for a new segment; nothing of the failed append
+	// was stored. Appends work again once space returns.
+	ErrDiskFull = errors.New("store: disk full")
+	// ErrFailed: a write or fdatasync failed; the store refuses appends until
+	// it is reopened (recovery decides what is durable).
+	ErrFailed = errors.New("store: failed after an I/O error; reopen to recover")
+	// ErrInvalidMessage: the message cannot be stored (empty or too long
+	// topic, bad queue id, oversized properties).
+	ErrInvalidMessage = errors.New("store: invalid message")
+	// ErrMessageTooLarge: the message or batch exceeds MaxMessageSize.
+	ErrMessageTooLarge = errors.New("store: message too large")
+	// ErrCorrupt: stored bytes failed their checksum or structure check.
+	ErrCorrupt = errors.New("store: corrupt data")
+	// ErrNotFound: no record at that log offset.
+	ErrNotFound = errors.New("store: not found")
+)
+
+// MaxQueueID bounds queue ids (exclusive).
+const MaxQueueID = 1 << 16
+
+// Stats are cumulative counters of the write path.
+type Stats struct {
+	Messages  int64 // messages appended
+	Bytes     int64 // bytes appended (records and trailers)
+	Writes    int64 // write syscalls to segments
+	Syncs     int64 // fdatasync calls on segments
+	Commits   int64 // group commits (flush cycles that wrote data)
+	DirectIO  bool  // segments are written with O_DIRECT
+	FlushedTo int64 // durable (sync) or written (async) log end
+	// WriteTime and SyncTime are the total time spent in segment writes and
+	// fdatasync calls.
+	WriteTime, SyncTime time.Duration
+}
+
+// Store is the hot tier: a commit log of preallocated segments shared by
+// all topics, a consume queue per topic/queue, a key index and a checkpoint.
+// All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	logDir string
+	cqDir  string
+	align  int
+	direct bool // segments use O_DIRECT (set at Open)
+
+	// Write state, guarded by mu.
+	mu      sync.Mutex
+	active  *segment
+	wpos    int64 // position in active of the next record
+	cur     *wbuf
+	pending []*wbuf
+	ep      *epoch
+	lastTs  int64
+	werr    error
+	closed  bool
+
+	free chan *wbuf
+	kick chan struct{}
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	segMu sync.RWMutex
+	segs  []*segment // ascending by base
+
+	qmu    sync.RWMutex
+	topics map[string]*topicQueues
+
+	flushed    atomic.Int64 // log end that is durable (sync) / written (async)
+	dispatched atomic.Int64 // log end whose records are in consume queues
+	minLog     atomic.Int64 // first log offset still held
+
+	idx *keyIndex
+
+	commits chan *commit // writeLoop -> syncLoop
+	scratch []byte       // writeLoop-owned
+	iov     [][]byte     // writeLoop-owned
+	touched []*queue     // syncLoop-owned
+
+	ckptMu   sync.Mutex
+	ckptDone int64 // log offset of the last checkpoint
+
+	stats struct {
+		messages, bytes, writes, syncs, commits atomic.Int64
+		writeNanos, syncNanos                   atomic.Int64
+	}
+}
+
+type topicQueues struct {
+	name   string
+	queues []*queue
+}
+
+type queue struct {
+	topic *topicQueues
+	id    int32
+	cq    *consumeQueue
+	next  int64 // next offset to assign, guarded by Store.mu
+	mark  bool  // flusher scratch: already in touched
+}
+
+// wbuf is an aligned write buffer holding the bytes of seg from file
+// position start.
+type wbuf struct {
+	seg      *segment
+	data     []byte
+	start    int64 // aligned file position of data[0]
+	n        int   // bytes filled (guarded by Store.mu while it is cur)
+	flushedN int   // bytes [0, flushedN) written to the file (writeLoop-owned)
+	dispFrom int   // bytes [dispFrom, n) not yet dispatched (syncLoop-owned)
+	seal     bool  // ends with the segment's marker
+}
+
+func (b *wbuf) reset(seg *segment, start int64) {
+	b.seg, b.start, b.n, b.flushedN, b.dispFrom, b.seal = seg, start, 0, 0, 0, false
+}
+
+// epoch is one group commit: every append encoded before the flusher took
+// it waits for done and then reads err.
+type epoch struct {
+	done chan struct{}
+	err  error
+}
+
+func newEpoch() *epoch { return &epoch{done: make(chan struct{})} }
+
+// Open opens or creates the store in cfg.Dir and recovers it: it scans the
+// commit log from the last checkpoint, truncates a torn tail and rebuilds
+// consume-queue and index entries past the checkpoint.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "store"),
+		logDir: filepath.Join(cfg.Dir, "commitlog"),
+		cqDir:  filepath.Join(cfg.Dir, "consumequeue"),
+		topics: make(map[string]*topicQueues),
+		kick:   make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		ep:     newEpoch(),
+	}
+	for _, d := range []string{s.logDir, s.cqDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	idx, err := openKeyIndex(filepath.Join(cfg.Dir, "index"), cfg.IndexSlots, cfg.IndexEntries, s.log)
+	if err != nil {
+		return nil, fmt.Errorf("store: open index: %w", err)
+	}
+	s.idx = idx
+	if err := s.recover(ctx); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	s.scratch = alignedBuffer(s.align, s.align)
+	s.free = make(chan *wbuf, cfg.WriteBuffers)
+	for i := 1; i < cfg.WriteBuffers; i++ {
+		s.free <- &wbuf{data: alignedBuffer(cfg.WriteBufferSize, s.align)}
+	}
+	mode := "direct"
+	if !s.active.direct {
+		mode = "buffered+fdatasync"
+		if !cfg.DisableDirectIO {
+			s.log.Warn("filesystem refuses O_DIRECT; using buffered I/O with fdatasync", "dir", s.logDir)
+		}
+	}
+	s.log.Info("store open", "dir", cfg.Dir, "io", mode, "align", s.align, "flush", cfg.Flush.String(),
+		"log_start", s.minLog.Load(), "log_end", s.flushed.Load())
+	s.commits = make(chan *commit)
+	s.wg.Add(3)
+	go s.writeLoop()
+	go s.syncLoop()
+	go s.housekeepLoop()
+	return s, nil
+}
+
+// Close flushes everything pending, writes a checkpoint (so the next Open
+// rescans nothing) and releases all files. It waits for the store's
+// goroutines to stop.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	s.wg.Wait()
+	var err error
+	if s.werr == nil {
+		err = s.checkpoint()
+	}
+	if e := s.closeFiles(); err == nil {
+		err = e
+	}
+	return err
+}
+
+func (s *Store) closeFiles() error {
+	var err error
+	s.segMu.Lock()
+	for _, sg := range s.segs {
+		if e := sg.close(); err == nil {
+			err = e
+		}
+	}
+	s.segs = nil
+	s.segMu.Unlock()
+	s.qmu.Lock()
+	for _, t := range s.topics {
+		for _, q := range t.queues {
+			if q != nil {
+				if e := q.cq.close(); err == nil {
+					err = e
+				}
+			}
+		}
+	}
+	s.qmu.Unlock()
+	if s.idx != nil {
+		if e := s.idx.close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// Stats returns the write-path counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Messages:  s.stats.messages.Load(),
+		Bytes:     s.stats.bytes.Load(),
+		Writes:    s.stats.writes.Load(),
+		Syncs:     s.stats.syncs.Load(),
+		Commits:   s.stats.commits.Load(),
+		DirectIO:  s.direct,
+		FlushedTo: s.flushed.Load(),
+		WriteTime: time.Duration(s.stats.writeNanos.Load()),
+		SyncTime:  time.Duration(s.stats.syncNanos.Load()),
+	}
+}
+
+func (s *Store) validate(m *remoting.MessageExt) error {
+	switch {
+	case m.Topic == "":
+		return fmt.Errorf("%w: empty topic", ErrInvalidMessage)
+	case m.QueueID < 0 || m.QueueID >= MaxQueueID:
+		return fmt.Errorf("%w: queue id %d outside [0, %d)", ErrInvalidMessage, m.QueueID, MaxQueueID)
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMessage, err)
+	}
+	if sz := m.Size(); sz > s.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, sz, s.cfg.MaxMessageSize)
+	}
+	return nil
+}
+
+// Append stores msgs atomically (all or none get offsets) and, under
+// FlushSync, returns once they are durable. Each message's QueueOffset,
+// PhysicalOffset, StoreTimestamp and StoreHost are filled in. The batch's
+// total size is bounded by MaxMessageSize. On ErrFlushTimeout the messages
+// are stored and their fields are valid.
+func (s *Store) Append(ctx context.Context, msgs []remoting.MessageExt) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	total := 0
+	for i := range msgs {
+		if err := s.validate(&msgs[i]); err != nil {
+			return err
+		}
+		total += msgs[i].Size() + recordOverhead
+	}
+	if total > s.cfg.MaxMessageSize+recordOverhead {
+		return fmt.Errorf("%w: batch of %d bytes, limit %d", ErrMessageTooLarge, total, s.cfg.MaxMessageSize)
+	}
+	var qbuf [4]*queue
+	qs := qbuf[:0]
+	if len(msgs) > len(qbuf) {
+		qs = make([]*queue, 0, len(msgs))
+	}
+
+	s.mu.Lock()
+	for i := range msgs {
+		q, err := s.queueLocked(msgs[i].Topic, msgs[i].QueueID)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		qs = append(qs, q)
+	}
+	var spare *wbuf
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			s.putFree(spare)
+			return ErrClosed
+		}
+		if s.werr != nil {
+			err := s.werr
+			s.mu.Unlock()
+			s.putFree(spare)
+			return fmt.Errorf("%w: %w", ErrFailed, err)
+		}
+		needSeg := s.wpos+int64(total)+markerSize > s.active.size
+		if !needSeg && s.cur.n+total+markerSize <= len(s.cur.data) {
+			break
+		}
+		if spare == nil {
+			select {
+			case spare = <-s.free:
+			default:
+				s.mu.Unlock()
+				select {
+				case spare = <-s.free:
+				case <-ctx.Done():
+					return fmt.Errorf("store: waiting for a write buffer: %w", ctx.Err())
+				case <-s.quit:
+					return ErrClosed
+				}
+				s.mu.Lock()
+				continue
+			}
+		}
+		if needSeg {
+			if err := s.rollLocked(spare); err != nil {
+				s.mu.Unlock()
+				s.putFree(spare)
+				return err
+			}
+		} else {
+			s.swapLocked(spare)
+		}
+		spare = nil
+	}
+
+	ts := time.Now().UnixMilli()
+	if ts < s.lastTs {
+		ts = s.lastTs
+	}
+	s.lastTs = ts
+	b := s.cur
+	for i := range msgs {
+		m := &msgs[i]
+		q := qs[i]
+		m.QueueOffset = q.next
+		q.next++
+		m.PhysicalOffset = s.active.base + s.wpos
+		m.StoreTimestamp = ts
+		m.StoreHost = s.cfg.StoreHost
+		dst := b.data[b.n:]
+		n := m.Encode(dst)
+		binary.BigEndian.PutUint32(dst[n:], crc32.Checksum(dst[:n], castagnoli))
+		b.n += n + recordOverhead
+		s.wpos += int64(n + recordOverhead)
+	}
+	ep := s.ep
+	s.mu.Unlock()
+	s.putFree(spare)
+	s.stats.messages.Add(int64(len(msgs)))
+	s.stats.bytes.Add(int64(total))
+
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return s.wait(ctx, ep)
+}
+
+func (s *Store) wait(ctx context.Context, ep *epoch) error {
+	select {
+	case <-ep.done:
+		return ep.err
+	default:
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.cfg.FlushTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.FlushTimeout)
+		defer cancel()
+	}
+	select {
+	case <-ep.done:
+		return ep.err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
+	}
+}
+
+func (s *Store) putFree(b *wbuf) {
+	if b != nil {
+		s.free <- b
+	}
+}
+
+// queueLocked returns the queue for topic/id, creating it. s.mu is held.
+func (s *Store) queueLocked(topic string, id int32) (*queue, error) {
+	s.qmu.RLock()
+	t := s.topics[topic]
+	var q *queue
+	if t != nil && int(id) < len(t.queues) {
+		q = t.queues[id]
+	}
+	s.qmu.RUnlock()
+	if q != nil {
+		return q, nil
+	}
+	return s.createQueue(topic, id)
+}
+
+func (s *Store) createQueue(topic string, id int32) (*queue, error) {
+	if err := checkTopicPath(topic); err != nil {
+		return nil, err
+	}
+	cq, err := openConsumeQueue(filepath.Join(s.cqDir, topic, fmt.Sprint(id)), topic, id, int64(s.cfg.QueueFileEntries))
+	if err != nil {
+		return nil, fmt.Errorf("store: open consume queue %s/%d: %w", topic, id, err)
+	}
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	t := s.topics[topic]
+	if t == nil {
+		t = &topicQueues{name: topic}
+		s.topics[topic] = t
+	}
+	for int(id) >= len(t.queues) {
+		t.queues = append(t.queues, nil)
+	}
+	if q := t.queues[id]; q != nil { // lost a race with recovery or another creator
+		cq.close()
+		return q, nil
+	}
+	q := &queue{topic: t, id: id, cq: cq, next: cq.count}
+	t.queues[id] = q
+	return q, nil
+}
+
+// checkTopicPath refuses topic names that would escape the consume-queue
+// directory. The broker applies RocketMQ's stricter name rules before this.
+func checkTopicPath(topic string) error {
+	if topic == "." || topic == ".." || len(topic) > remoting.MaxTopicLen {
+		return fmt.Errorf("%w: topic %q", ErrInvalidMessage, topic)
+	}
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c == '/' || c == '\\' || c == 0 {
+			return fmt.Errorf("%w: topic %q contains %q", ErrInvalidMessage, topic, c)
+		}
+	}
+	return nil
+}
+
+// lookupQueue returns the queue or nil.
+func (s *Store) lookupQueue(topic string, id int32) *queue {
+	s.qmu.RLock()
+	defer s.qmu.RUnlock()
+	t := s.topics[topic]
+	if t == nil || id < 0 || int(id) >= len(t.queues) {
+		return nil
+	}
+	return t.queues[id]
+}
+
+func alignDown(x, a int) int { return x &^ (a - 1) }
+func alignUp(x, a int) int   { return (x + a - 1) &^ (a - 1) }
+
+func alignUp64(x int64, a int) int64 { return (x + int64(a) - 1) &^ int64(a-1) }
+
+// swapLocked retires the full current buffer to pending and continues in
+// spare, carrying the partial last block so it is rewritten whole.
+func (s *Store) swapLocked(spare *wbuf) {
+	old := s.cur
+	a := alignDown(old.n, s.align)
+	spare.reset(old.seg, old.start+int64(a))
+	spare.n = copy(spare.data, old.data[a:old.n])
+	spare.dispFrom = spare.n
+	s.pending = append(s.pending, old)
+	s.cur = spare
+}
+
+// rollLocked seals the active segment with a marker and continues in a new
+// segment, written through spare.
+func (s *Store) rollLocked(spare *wbuf) error {
+	base := s.active.base + s.active.size
+	seg, err := createSegment(s.logDir, base, s.cfg.SegmentSize, !s.cfg.DisableDirectIO)
+	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) {
+			s.log.Error("cannot create segment: disk full", "base", base, "err", err)
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
+		return fmt.Errorf("store: %w", err)
+	}
+	s.sealActiveLocked()
+	spare.reset(seg, 0)
+	s.cur = spare
+	s.segMu.Lock()
+	s.segs = append(s.segs, seg)
+	s.segMu.Unlock()
+	s.active = seg
+	s.wpos = 0
+	return nil
+}
+
+// sealActiveLocked writes the marker that ends the active segment into the
+// current buffer and retires the buffer. The caller installs a new cur.
+func (s *Store) sealActiveLocked() {
+	putMarker(s.cur.data[s.cur.n:], s.active.size-s.wpos)
+	s.cur.n += markerSize
+	s.cur.seal = true
+	s.pending = append(s.pending, s.cur)
+	s.cur = nil
+	s.wpos = s.active.size
+}
+
+// dispatchBuf adds consume-queue and index entries for the records in
+// b.data[dispFrom:n].
+func (s *Store) dispatchBuf(b *wbuf, n int) {
+	base := b.seg.base + b.start
+	for p := b.dispFrom; p < n; {
+		rec := b.data[p:n]
+		if binary.BigEndian.Uint32(rec[4:]) == remoting.BlankMagic {
+			break
+		}
+		total := int(binary.BigEndian.Uint32(rec))
+		s.dispatchRecord(rec[:total], base+int64(p))
+		p += total + recordOverhead
+	}
+	b.dispFrom = n
+}
+
+// dispatchRecord adds the consume-queue and index entries of one record.
+// Records come in log order, so each queue's entries come in offset order.
+func (s *Store) dispatchRecord(rec []byte, off int64) {
+	v, err := parseRecord(rec)
+	if err != nil {
+		s.log.Error("dispatch: unparsable record", "offset", off, "err", err)
+		return
+	}
+	s.qmu.RLock()
+	t := s.topics[string(v.topic)]
+	var q *queue
+	if t != nil && v.queueID >= 0 && int(v.queueID) < len(t.queues) {
+		q = t.queues[v.queueID]
+	}
+	s.qmu.RUnlock()
+	if q == nil {
+		s.log.Error("dispatch: record for unknown queue", "offset", off, "topic", string(v.topic), "queue", v.queueID)
+		return
+	}
+	q.cq.append(Entry{LogOffset: off, Size: int32(len(rec)), TagHash: tagHash(v.props)})
+	forEachKey(v.props, func(k []byte) {
+		if err := s.idx.add(t.name, k, off, v.storeTs); err != nil {
+			s.log.Warn("index add failed; query by key will miss this message", "offset", off, "err", err)
+		}
+	})
+	if !q.mark {
+		q.mark = true
+		s.touched = append(s.touched, q)
+	}
+}
+
+func (s *Store) notifyTouched() {
+	for _, q := range s.touched {
+		q.mark = false
+		if s.cfg.OnDispatch != nil {
+			s.cfg.OnDispatch(q.topic.name, q.id, q.cq.maxOffset())
+		}
+	}
+	clear(s.touched)
+	s.touched = s.touched[:0]
+}
+
+// housekeepLoop checkpoints and seals aged segments.
+func (s *Store) housekeepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			if err := s.checkpoint(); err != nil {
+				s.log.Warn("checkpoint failed; will retry", "err", err)
+			}
+			if s.cfg.SegmentMaxAge > 0 {
+				s.sealIfOld()
+			}
+		}
+	}
+}
+
+// sealIfOld seals the active segment once it is older than SegmentMaxAge
+// and holds data.
+func (s *Store) sealIfOld() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.werr != nil || s.wpos == 0 || time.Since(s.active.created) < s.cfg.SegmentMaxAge {
+		return
+	}
+	var spare *wbuf
+	select {
+	case spare = <-s.free:
+	default:
+		return // busy; try next tick
+	}
+	if err := s.rollLocked(spare); err != nil {
+		s.free <- spare
+		s.log.Warn("age seal failed", "err", err)
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Seal seals the active segment now if it holds data (tests, tools).
+func (s *Store) Seal() error {
+	var spare *wbuf
+	select {
+	case spare = <-s.free:
+	case <-s.quit:
+		return ErrClosed
+	}
+	s.mu.Lock()
+	if s.closed || s.werr != nil || s.wpos == 0 {
+		s.mu.Unlock()
+		s.free <- spare
+		return nil
+	}
+	err := s.rollLocked(spare)
+	ep := s.ep
+	s.mu.Unlock()
+	if err != nil {
+		s.free <- spare
+		return err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return s.wait(context.Background(), ep)
+}
+
+// Segments lists the commit-log segments, oldest first.
+func (s *Store) Segments() []SegmentInfo {
+	s.segMu.RLock()
+	defer s.segMu.RUnlock()
+	out := make([]SegmentInfo, 0, len(s.segs))
+	flushed := s.flushed.Load()
+	for _, sg := range s.segs {
+		end := sg.base + sg.size
+		if !sg.sealed {
+			end = min(end, flushed)
+		}
+		out = append(out, sg.info(end))
+	}
+	return out
+}
+
+// DeleteSegments deletes sealed segments from the oldest while canDelete
+// approves them and their records are checkpointed (recovery never needs
+// them). It returns how many it deleted. The tier passes a predicate that
+// approves only segments whose object and manifest are durable.
+func (s *Store) DeleteSegments(canDelete func(SegmentInfo) bool) (int, error) {
+	s.ckptMu.Lock()
+	ckpt := s.ckptDone
+	s.ckptMu.Unlock()
+	n := 0
+	for {
+		s.segMu.Lock()
+		if len(s.segs) < 2 {
+			s.segMu.Unlock()
+			break
+		}
+		sg := s.segs[0]
+		info := sg.info(sg.base + sg.size)
+		if !sg.sealed || info.End > ckpt || !canDelete(info) {
+			s.segMu.Unlock()
+			break
+		}
+		s.segs = s.segs[1:]
+		s.minLog.Store(s.segs[0].base)
+		s.segMu.Unlock()
+		sg.close()
+		if err := os.Remove(sg.path); err != nil {
+			return n, fmt.Errorf("store: delete segment: %w", err)
+		}
+		n++
+	}
+	if n > 0 {
+		minLog := s.minLog.Load()
+		for _, q := range s.allQueues() {
+			if err := q.cq.dropBefore(minLog); err != nil {
+				return n, err
+			}
+		}
+		if err := s.idx.dropBefore(minLog); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) allQueues() []*queue {
+	s.qmu.RLock()
+	defer s.qmu.RUnlock()
+	var out []*queue
+	for _, t := range s.topics {
+		for _, q := range t.queues {
+			if q != nil {
+				out = append(out, q)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic.name != out[j].topic.name {
+			return out[i].topic.name < out[j].topic.name
+		}
+		return out[i].id < out[j].id
+	})
+	return out
+}
+
+// segmentFor returns the segment holding log offset off. segMu is held.
+func (s *Store) segmentForLocked(off int64) *segment {
+	i := sort.Search(len(s.segs), func(i int) bool { return s.segs[i].base > off }) - 1
+	if i < 0 {
+		return nil
+	}
+	return s.segs[i]
+}
