@@ -47,9 +47,11 @@ type SegmentInfo struct {
 	End    int64  // log offset after its last record (Base+Size once sealed)
 	Sealed bool   // ends with a blank marker; no more appends
 	Path   string // file path
-	// Created is when the segment file was created (sealed segments: its
-	// modification time at open).
+	// Created is when the segment file was created (for segments found at
+	// open: their modification time).
 	Created time.Time
+	// SealedAt is when the segment was sealed (zero while active).
+	SealedAt time.Time
 }
 
 // Config configures a Store. The zero value of every field except Dir means
@@ -96,6 +98,15 @@ type Config struct {
 	// SegmentMaxAge seals the active segment once it is this old and holds
 	// data, so quiet logs reach the cold tier. Zero: seal only when full.
 	SegmentMaxAge time.Duration
+	// RetentionBytes and RetentionAge, when set, make the store delete its
+	// oldest sealed segments while the log holds more than RetentionBytes,
+	// or while they were sealed longer than RetentionAge ago, but only those
+	// CanDelete approves: the cold tier approves a segment once its object
+	// and manifest are durable. With no CanDelete (no tier) retention alone
+	// decides. Zero values keep everything.
+	RetentionBytes int64
+	RetentionAge   time.Duration
+	CanDelete      func(SegmentInfo) bool
 	// StoreHost is written into every record's STOREHOST field.
 	StoreHost netip.AddrPort
 	// Logger receives the store's logs. Default slog.Default().

@@ -220,3 +220,37 @@ func TestOnDispatchNotifies(t *testing.T) {
 		t.Fatal("no notification")
 	}
 }
+
+// TestRetention deletes by size only what CanDelete approves.
+func TestRetention(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		cfg := testConfig(t.TempDir())
+		cfg.RetentionBytes = 3 * cfg.SegmentSize
+		cfg.CanDelete = func(SegmentInfo) bool { return allow }
+		s := openTest(t, cfg)
+		for i := 0; i < 2000; i++ {
+			if err := s.Append(context.Background(), []remoting.MessageExt{testMsg("ret", 0, i, 500)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+		before := len(s.Segments())
+		n, err := s.applyRetention()
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := len(s.Segments())
+		switch {
+		case !allow && n != 0:
+			t.Fatalf("deleted %d segments the tier did not approve", n)
+		case allow && (after > 3 || n != before-after):
+			t.Fatalf("retention kept %d of %d segments (deleted %d), want <= 3", after, before, n)
+		}
+		if got := len(readAll(t, s, "ret", 0)); int64(got) != 2000-s.MinOffset("ret", 0) {
+			t.Fatalf("read %d from min offset %d", got, s.MinOffset("ret", 0))
+		}
+		s.Close()
+	}
+}

@@ -274,6 +274,7 @@ func (s *Store) afterSeal(seg *segment, used int64) {
 	}
 	s.segMu.Lock()
 	seg.sealed = true
+	seg.sealedAt = time.Now()
 	w := seg.w
 	seg.w = nil
 	info := seg.info(seg.base + seg.size)

@@ -38,7 +38,8 @@ type segment struct {
 	// dirSynced is set by the flusher once the directory entry is durable.
 	dirSynced bool
 	// sealed is set under Store.segMu once the marker is durable.
-	sealed bool
+	sealed   bool
+	sealedAt time.Time
 }
 
 func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
@@ -88,7 +89,7 @@ func openSegment(dir string, base int64, writable, direct bool) (*segment, error
 	if err != nil {
 		return nil, err
 	}
-	s := &segment{base: base, size: st.Size(), path: path, created: st.ModTime(), dirSynced: true}
+	s := &segment{base: base, size: st.Size(), path: path, created: st.ModTime(), sealedAt: st.ModTime(), dirSynced: true}
 	if writable {
 		s.w, s.r, s.direct, err = openSegmentFile(path, false, direct)
 	} else {
@@ -114,7 +115,11 @@ func (s *segment) close() error {
 }
 
 func (s *segment) info(end int64) SegmentInfo {
-	return SegmentInfo{Base: s.base, Size: s.size, End: end, Sealed: s.sealed, Path: s.path, Created: s.created}
+	info := SegmentInfo{Base: s.base, Size: s.size, End: end, Sealed: s.sealed, Path: s.path, Created: s.created}
+	if s.sealed {
+		info.SealedAt = s.sealedAt
+	}
+	return info
 }
 
 // putMarker writes the blank end-of-segment marker at b for a segment with

@@ -405,18 +405,30 @@ func (s *Store) wait(ctx context.Context, ep *epoch) error {
 		return ep.err
 	default:
 	}
+	var timeout <-chan time.Time
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.cfg.FlushTimeout {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.FlushTimeout)
-		defer cancel()
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(s.cfg.FlushTimeout)
+		defer func() { t.Stop(); timerPool.Put(t) }()
+		timeout = t.C
 	}
 	select {
 	case <-ep.done:
 		return ep.err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrFlushTimeout, ctx.Err())
+	case <-timeout:
+		return fmt.Errorf("%w: after %v", ErrFlushTimeout, s.cfg.FlushTimeout)
 	}
 }
+
+// timerPool saves a timer allocation per durable append. Since Go 1.23 a
+// stopped timer's channel holds no stale value, so reuse is safe.
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 func (s *Store) putFree(b *wbuf) {
 	if b != nil {
@@ -616,6 +628,9 @@ func (s *Store) housekeepLoop() {
 			if s.cfg.SegmentMaxAge > 0 {
 				s.sealIfOld()
 			}
+			if _, err := s.applyRetention(); err != nil {
+				s.log.Warn("retention failed; will retry", "err", err)
+			}
 		}
 	}
 }
@@ -731,6 +746,27 @@ func (s *Store) DeleteSegments(canDelete func(SegmentInfo) bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// applyRetention deletes the oldest sealed segments that RetentionBytes or
+// RetentionAge no longer keep and CanDelete approves.
+func (s *Store) applyRetention() (int, error) {
+	if s.cfg.RetentionBytes <= 0 && s.cfg.RetentionAge <= 0 {
+		return 0, nil
+	}
+	var total int64
+	for _, sg := range s.Segments() {
+		total += sg.Size
+	}
+	return s.DeleteSegments(func(info SegmentInfo) bool {
+		over := (s.cfg.RetentionBytes > 0 && total > s.cfg.RetentionBytes) ||
+			(s.cfg.RetentionAge > 0 && time.Since(info.SealedAt) > s.cfg.RetentionAge)
+		if !over || (s.cfg.CanDelete != nil && !s.cfg.CanDelete(info)) {
+			return false
+		}
+		total -= info.Size
+		return true
+	})
 }
 
 func (s *Store) allQueues() []*queue {
