@@ -26,8 +26,9 @@ const (
 
 // PropertyValue finds key in an encoded properties string without
 // allocating. It follows the Go client's decoder: pairs are split on \x02,
-// then on \x01, and a pair with more or fewer than two parts is ignored.
-func PropertyValue(props []byte, key string) ([]byte, bool) {
+// then on \x01, a pair with more or fewer than two parts is ignored, and
+// when a key repeats the last value wins.
+func PropertyValue(props []byte, key string) (value []byte, found bool) {
 	for len(props) > 0 {
 		var pair []byte
 		if i := bytes.IndexByte(props, propertySep); i >= 0 {
@@ -40,10 +41,10 @@ func PropertyValue(props []byte, key string) ([]byte, bool) {
 			continue
 		}
 		if string(pair[:i]) == key {
-			return pair[i+1:], true
+			value, found = pair[i+1:], true
 		}
 	}
-	return nil, false
+	return value, found
 }
 
 // ParseProperties decodes an encoded properties string.
