@@ -253,3 +253,48 @@ func RecordSize(b []byte) int {
 	}
 	return int(binary.BigEndian.Uint32(b))
 }
+
+// OffsetMsgID is the offset message id of a stored message (Java
+// MessageDecoder.createMessageId): upper-case hex of the store host's IP (4
+// or 16 bytes), its port (4 bytes) and the commit-log offset (8 bytes).
+func OffsetMsgID(storeHost netip.AddrPort, commitLogOffset int64) string {
+	var b [28]byte
+	n := putHost(b[:], storeHost)
+	binary.BigEndian.PutUint64(b[n:], uint64(commitLogOffset))
+	const hexUpper = "0123456789ABCDEF"
+	out := make([]byte, 2*(n+8))
+	for i, c := range b[:n+8] {
+		out[2*i], out[2*i+1] = hexUpper[c>>4], hexUpper[c&15]
+	}
+	return string(out)
+}
+
+// ParseOffsetMsgID splits an offset message id into store host and
+// commit-log offset.
+func ParseOffsetMsgID(id string) (netip.AddrPort, int64, error) {
+	if len(id) != 32 && len(id) != 56 {
+		return netip.AddrPort{}, 0, fmt.Errorf("remoting: offset message id %q has %d hex digits, want 32 or 56", id, len(id))
+	}
+	b := make([]byte, len(id)/2)
+	for i := range b {
+		hi, lo := unhex(id[2*i]), unhex(id[2*i+1])
+		if hi < 0 || lo < 0 {
+			return netip.AddrPort{}, 0, fmt.Errorf("remoting: offset message id %q is not hex", id)
+		}
+		b[i] = byte(hi<<4 | lo)
+	}
+	host, n := getHost(b, len(b) == 28)
+	return host, int64(binary.BigEndian.Uint64(b[n:])), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}

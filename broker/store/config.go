@@ -60,7 +60,7 @@ type Config struct {
 	// Dir holds the commit log, consume queues, index and checkpoint.
 	Dir string
 	// SegmentSize is the size of each preallocated commit-log segment.
-	// Default 1 GiB; it must be a multiple of 4096 and at least 64 KiB.
+	// Default 1 GiB; it must be a multiple of 64 KiB.
 	// Changing it between runs is allowed: existing segments keep theirs.
 	SegmentSize int64
 	// Flush selects when appends are acknowledged. Default FlushSync.
@@ -130,8 +130,8 @@ func (c *Config) setDefaults() error {
 	if c.SegmentSize == 0 {
 		c.SegmentSize = 1 << 30
 	}
-	if c.SegmentSize < 64<<10 || c.SegmentSize%4096 != 0 {
-		return fmt.Errorf("store: segment size %d must be a multiple of 4096 and at least 64 KiB", c.SegmentSize)
+	if c.SegmentSize < maxAlign || c.SegmentSize%maxAlign != 0 {
+		return fmt.Errorf("store: segment size %d must be a multiple of 64 KiB", c.SegmentSize)
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 200 * time.Millisecond

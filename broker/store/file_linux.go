@@ -60,10 +60,10 @@ func dioAlignment(f *os.File) int {
 		return defaultBlockSize
 	}
 	a := max(int(st.Dio_offset_align), int(st.Dio_mem_align))
-	if a < 512 || a&(a-1) != 0 {
+	if a&(a-1) != 0 {
 		return defaultBlockSize
 	}
-	return a
+	return max(a, 512)
 }
 
 // preallocate reserves size bytes for f so later writes inside them cannot

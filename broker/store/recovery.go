@@ -33,6 +33,11 @@ func (s *Store) recover(ctx context.Context) error {
 		sg.sealed = true // until the scan finds the end
 		s.segs = append(s.segs, sg)
 	}
+	if n := len(s.segs); n > 0 {
+		if err := s.repairShortSegment(s.segs[n-1]); err != nil {
+			return err
+		}
+	}
 	start := int64(0)
 	if len(s.segs) > 0 {
 		start = s.segs[0].base
@@ -219,6 +224,16 @@ func (s *Store) fixTail(end int64) error {
 		}
 	}
 	for _, sg := range s.segs[k+1:] {
+		if sg.base > end && segmentHasData(sg) {
+			// A later segment holds data only if this one was sealed, so
+			// the log does not really end here: a record in the middle is
+			// damaged. Truncating would drop acknowledged messages.
+			return fmt.Errorf("%w: the log is damaged at offset %d but segment %s after it holds data; "+
+				"refusing to truncate acknowledged messages (inspect the segment, or move the later segments away to accept the loss)",
+				ErrCorrupt, end, sg.path)
+		}
+	}
+	for _, sg := range s.segs[k+1:] {
 		s.log.Warn("recovery: removing segment past the end of the log", "path", sg.path)
 		sg.close()
 		if err := os.Remove(sg.path); err != nil {
@@ -240,6 +255,9 @@ func (s *Store) fixTail(end int64) error {
 		}
 	} else {
 		old := s.segs[k]
+		if err := s.quarantineTail(old, end); err != nil {
+			return err
+		}
 		old.close()
 		seg, err := openSegment(s.logDir, old.base, true, !s.cfg.DisableDirectIO)
 		if err != nil {
@@ -260,7 +278,20 @@ func (s *Store) fixTail(end int64) error {
 	s.direct = s.active.direct
 	s.align = defaultBlockSize
 	if s.active.direct {
-		s.align = dioAlignment(s.active.w)
+		if s.align = dioAlignment(s.active.w); s.align > maxAlign {
+			// Segment sizes are multiples of maxAlign; a device that needs
+			// more is written through the page cache instead.
+			s.log.Warn("direct I/O alignment too large; using buffered I/O", "align", s.align)
+			seg := s.active
+			seg.close()
+			s.cfg.DisableDirectIO = true
+			nseg, err := openSegment(s.logDir, seg.base, true, false)
+			if err != nil {
+				return err
+			}
+			s.segs[len(s.segs)-1], s.active = nseg, nseg
+			s.align = defaultBlockSize
+		}
 	}
 	s.wpos = end - s.active.base
 	start := alignDown(int(s.wpos), s.align)
@@ -274,5 +305,68 @@ func (s *Store) fixTail(end int64) error {
 	b.n = int(s.wpos) - start
 	b.flushedN, b.dispFrom = b.n, b.n
 	s.cur = b
+	return nil
+}
+
+// repairShortSegment extends the last segment when its file is not a whole
+// number of maxAlign units (it was cut short outside the store): its marker
+// and direct-I/O writes need a size the store itself would have chosen.
+func (s *Store) repairShortSegment(sg *segment) error {
+	if sg.size%maxAlign == 0 {
+		return nil
+	}
+	size := alignUp64(sg.size+markerSize, maxAlign)
+	s.log.Warn("recovery: segment file is cut short; extending it", "path", sg.path, "size", sg.size, "new_size", size)
+	f, err := os.OpenFile(sg.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	if err := preallocate(f, size); err != nil {
+		return fmt.Errorf("store: extend %s: %w", sg.path, err)
+	}
+	sg.size = size
+	return nil
+}
+
+// segmentHasData reports whether a segment's first bytes are not zero.
+func segmentHasData(sg *segment) bool {
+	var b [8]byte
+	n, _ := sg.r.ReadAt(b[:], 0)
+	return n == len(b) && b != [8]byte{}
+}
+
+// quarantineTail copies the bytes recovery is about to discard from the
+// end of sg (at most what can have been in flight, plus slack) to
+// commitlog/quarantine/<offset>, if any of them is not zero, so that damage
+// can be examined and nothing is destroyed silently.
+func (s *Store) quarantineTail(sg *segment, end int64) error {
+	pos := end - sg.base
+	n := min(sg.size-pos, int64(s.cfg.WriteBuffers*s.cfg.WriteBufferSize+maxAlign))
+	if n <= 0 {
+		return nil
+	}
+	buf := make([]byte, n)
+	got, err := sg.r.ReadAt(buf, pos)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("store: read tail of %s: %w", sg.path, err)
+	}
+	buf = buf[:got]
+	last := len(buf)
+	for last > 0 && buf[last-1] == 0 {
+		last--
+	}
+	if last == 0 {
+		return nil
+	}
+	dir := filepath.Join(s.logDir, "quarantine")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(dir, segmentName(end))
+	if err := os.WriteFile(path, buf[:last], 0o644); err != nil {
+		return fmt.Errorf("store: quarantine discarded tail: %w", err)
+	}
+	s.log.Warn("recovery: discarded tail saved", "path", path, "bytes", last)
 	return nil
 }
