@@ -298,7 +298,7 @@ func BenchmarkRestart(b *testing.B) {
 	})
 	b.Run("checkpoint-256MiB-behind", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if err := writeCheckpoint(dir, end-256<<20); err != nil {
+			if err := writeCheckpoint(dir, end-256<<20, 0); err != nil {
 				b.Fatal(err)
 			}
 			open(b)

@@ -10,42 +10,44 @@ import (
 	"path/filepath"
 )
 
-// The checkpoint file records the commit-log offset below which every
-// record's consume-queue and index entries are durable. Recovery scans the
-// log from there. Layout (big-endian): magic "SCKP", version 1, dispatched
-// offset (8), CRC32C of the preceding 16 bytes.
+// The checkpoint file records the commit-log offset below which the log is
+// durable and every record's consume-queue and index entries are durable
+// too. Recovery scans the log from there. Layout (big-endian): magic
+// "SCKP", version 2, that offset (8), the last store timestamp (8, ms; keeps
+// store time monotonic across restarts), CRC32C of the preceding 24 bytes.
 const (
 	ckptName    = "checkpoint"
 	ckptMagic   = 0x53434b50
-	ckptVersion = 1
-	ckptSize    = 20
+	ckptVersion = 2
+	ckptSize    = 28
 )
 
-func readCheckpoint(dir string) (off int64, ok bool, err error) {
+func readCheckpoint(dir string) (off, lastTs int64, ok bool, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, ckptName))
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("read checkpoint: %w", err)
+		return 0, 0, false, fmt.Errorf("read checkpoint: %w", err)
 	}
 	be := binary.BigEndian
 	if len(b) != ckptSize || be.Uint32(b) != ckptMagic || be.Uint32(b[4:]) != ckptVersion ||
-		crc32.Checksum(b[:16], castagnoli) != be.Uint32(b[16:]) {
+		crc32.Checksum(b[:24], castagnoli) != be.Uint32(b[24:]) {
 		// The file is replaced by rename, so a bad one means outside damage.
 		// Fall back to a full scan rather than refusing to start.
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
-	return int64(be.Uint64(b[8:])), true, nil
+	return int64(be.Uint64(b[8:])), int64(be.Uint64(b[16:])), true, nil
 }
 
-func writeCheckpoint(dir string, off int64) error {
+func writeCheckpoint(dir string, off, lastTs int64) error {
 	var b [ckptSize]byte
 	be := binary.BigEndian
 	be.PutUint32(b[:], ckptMagic)
 	be.PutUint32(b[4:], ckptVersion)
 	be.PutUint64(b[8:], uint64(off))
-	be.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	be.PutUint64(b[16:], uint64(lastTs))
+	be.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
 	tmp := filepath.Join(dir, ckptName+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -73,10 +75,15 @@ func writeCheckpoint(dir string, off int64) error {
 func (s *Store) checkpoint() error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
-	d := s.dispatched.Load()
+	// Under FlushAsync records are dispatched before they are synced; the
+	// checkpoint must never claim more of the log than is durable.
+	d := min(s.dispatched.Load(), s.synced.Load())
 	if d == s.ckptDone {
 		return nil
 	}
+	s.mu.Lock()
+	lastTs := s.lastTs
+	s.mu.Unlock()
 	var errs []error
 	dirty := false
 	for _, q := range s.allQueues() {
@@ -95,12 +102,12 @@ func (s *Store) checkpoint() error {
 		// One syncfs covers every consume-queue file and the directory
 		// entries of new ones; commit-log segments are written with direct
 		// I/O and add nothing to it.
-		d, err := os.Open(s.cqDir)
+		dir, err := os.Open(s.cqDir)
 		if err != nil {
 			return err
 		}
-		err = syncFS(d)
-		d.Close()
+		err = syncFS(dir)
+		dir.Close()
 		if err != nil {
 			return err
 		}
@@ -108,7 +115,7 @@ func (s *Store) checkpoint() error {
 			q.cq.markClean()
 		}
 	}
-	if err := writeCheckpoint(s.cfg.Dir, d); err != nil {
+	if err := writeCheckpoint(s.cfg.Dir, d, lastTs); err != nil {
 		return err
 	}
 	s.ckptDone = d

@@ -146,6 +146,7 @@ func (c *Config) setDefaults() error {
 	if c.WriteBufferSize == 0 {
 		c.WriteBufferSize = max(4<<20, (minBuf+maxAlign-1)/maxAlign*maxAlign)
 	}
+	c.WriteBufferSize = (c.WriteBufferSize + maxAlign - 1) / maxAlign * maxAlign
 	if c.WriteBuffers == 0 {
 		c.WriteBuffers = 3
 	}

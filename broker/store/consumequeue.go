@@ -92,6 +92,31 @@ func openConsumeQueue(dir, topic string, id int32, perFile int64) (*consumeQueue
 		}
 		q.files = append(q.files, &cqFile{first: first, f: f})
 	}
+	// Every file but the last must be full and follow its predecessor; a
+	// short or missing one (a crash between writing two files' entries and
+	// the checkpoint's sync) ends the queue there: recovery rebuilds the
+	// rest from the log.
+	for i := 0; i+1 < len(q.files); i++ {
+		f := q.files[i]
+		st, err := f.f.Stat()
+		if err != nil {
+			q.close()
+			return nil, err
+		}
+		if st.Size() >= perFile*cqEntrySize && q.files[i+1].first == f.first+perFile {
+			continue
+		}
+		for _, later := range q.files[i+1:] {
+			later.f.Close()
+			if err := os.Remove(later.f.Name()); err != nil {
+				q.files = q.files[:i+1]
+				q.close()
+				return nil, err
+			}
+		}
+		q.files = q.files[:i+1]
+		break
+	}
 	if n := len(q.files); n > 0 {
 		last := q.files[n-1]
 		st, err := last.f.Stat()
@@ -294,6 +319,7 @@ func (q *consumeQueue) truncate(n int64) error {
 	if n >= q.count {
 		return nil
 	}
+	q.minLog = -1
 	if n >= q.written {
 		q.tail = q.tail[:(n-q.written)*cqEntrySize]
 		q.count = n
@@ -319,6 +345,48 @@ func (q *consumeQueue) truncate(n int64) error {
 	q.files = keep
 	q.count, q.written = n, n
 	q.dirty = true
+	q.minLog = -1
+	return nil
+}
+
+// pad appends zero entries (holes: size 0, skipped by reads) up to offset n.
+func (q *consumeQueue) pad(n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.count < n {
+		q.tail = append(q.tail, make([]byte, cqEntrySize)...)
+		q.count++
+	}
+}
+
+// rebase makes the queue start at offset n with no entries, when the log
+// holds entries the queue lost (recovery). Entries below n read as zeros
+// (size 0): holes that reads skip.
+func (q *consumeQueue) rebase(n int64) error {
+	q.flushMu.Lock()
+	defer q.flushMu.Unlock()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, f := range q.files {
+		f.f.Close()
+		if err := os.Remove(f.f.Name()); err != nil {
+			return err
+		}
+	}
+	first := n - n%q.perFile
+	fh, err := os.OpenFile(filepath.Join(q.dir, segmentName(first)), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := fh.Truncate((n - first) * cqEntrySize); err != nil {
+		fh.Close()
+		return err
+	}
+	q.files = []*cqFile{{first: first, f: fh}}
+	q.tail = q.tail[:0]
+	q.count, q.written = n, n
+	q.dirty = true
+	q.minLog = -1
 	return nil
 }
 
@@ -346,14 +414,20 @@ func (q *consumeQueue) minOffset(logMin int64) int64 {
 	q.mu.RLock()
 	lo, hi := q.firstLocked(), q.count
 	if q.minLog == logMin && q.minOff >= lo {
-		lo = q.minOff
+		// Entries only ever append after it, so the answer still holds.
+		m := q.minOff
+		q.mu.RUnlock()
+		return m
 	}
 	q.mu.RUnlock()
 	// Binary search over [lo, hi) for the first entry with LogOffset >= logMin.
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		e, err := q.entry(mid)
-		if err != nil || e.LogOffset < logMin {
+		if err != nil {
+			return lo // do not cache a guess
+		}
+		if e.LogOffset < logMin {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -378,7 +452,10 @@ func (q *consumeQueue) dropBefore(logMin int64) error {
 		f, next := q.files[0], q.files[1]
 		q.mu.RUnlock()
 		var b [cqEntrySize]byte
-		if _, err := f.f.ReadAt(b[:], (next.first-f.first-1)*cqEntrySize); err != nil && !errors.Is(err, io.EOF) {
+		if _, err := f.f.ReadAt(b[:], (next.first-f.first-1)*cqEntrySize); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil // a short file: keep it
+			}
 			return err
 		}
 		if getEntry(b[:]).LogOffset >= logMin {

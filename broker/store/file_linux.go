@@ -46,6 +46,9 @@ func openSegmentFile(path string, create, direct bool) (w, r *os.File, isDirect 
 	}
 	if r, err = os.Open(path); err != nil {
 		w.Close()
+		if create {
+			os.Remove(path)
+		}
 		return nil, nil, false, err
 	}
 	return w, r, isDirect, nil
@@ -101,17 +104,23 @@ func zeroRange(f *os.File, off, n int64) error {
 	if err == nil {
 		return nil
 	}
-	// Last resort: write zeros.
+	// Last resort: write zeros, through a buffered handle (f may be
+	// O_DIRECT, which refuses unaligned buffers).
+	bf, err := os.OpenFile(f.Name(), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("zero %s: %w", f.Name(), err)
+	}
+	defer bf.Close()
 	zero := make([]byte, 64<<10)
 	for n > 0 {
 		c := min(n, int64(len(zero)))
-		if _, werr := f.WriteAt(zero[:c], off); werr != nil {
+		if _, werr := bf.WriteAt(zero[:c], off); werr != nil {
 			return fmt.Errorf("zero %s: %w", f.Name(), werr)
 		}
 		off += c
 		n -= c
 	}
-	return nil
+	return bf.Sync()
 }
 
 func fdatasync(f *os.File) error {

@@ -73,9 +73,7 @@ func (s *Store) writeOnce() bool {
 	if c.err != nil {
 		// Stop writing: nothing after a failed write may become durable
 		// ahead of it. syncLoop fails this epoch and every later one.
-		s.mu.Lock()
-		s.werr = c.err
-		s.mu.Unlock()
+		s.setFailed(c.err)
 	}
 	s.commits <- c
 	return c.err == nil
@@ -150,6 +148,7 @@ func (s *Store) writeBuf(c *commit, b *wbuf, n int, live bool) error {
 		clear(s.scratch[k:])
 		iov = append(iov, s.scratch)
 	}
+	s.iov = iov[:0]
 	if err := pwritev(seg.w, iov, b.start+int64(from)); err != nil {
 		return fmt.Errorf("write segment %s: %w", seg.path, err)
 	}
@@ -184,6 +183,7 @@ func (s *Store) syncLoop() {
 		tick = t.C
 	}
 	var failed error
+	lastEnd := s.flushed.Load() // end of the last commit received (written)
 	unsynced := map[*segment]bool{}
 	syncAll := func() error {
 		for seg := range unsynced {
@@ -192,6 +192,7 @@ func (s *Store) syncLoop() {
 			}
 			delete(unsynced, seg)
 		}
+		s.synced.Store(lastEnd)
 		return nil
 	}
 	for {
@@ -208,6 +209,9 @@ func (s *Store) syncLoop() {
 			for _, seg := range c.written {
 				unsynced[seg] = true
 			}
+			if c.err == nil {
+				lastEnd = c.end
+			}
 			err := c.err
 			if err == nil && failed == nil && s.cfg.Flush == FlushSync {
 				err = syncAll()
@@ -215,9 +219,7 @@ func (s *Store) syncLoop() {
 			if err != nil && failed == nil {
 				failed = err
 				s.log.Error("commit log write failed; the store refuses appends until reopened", "err", err)
-				s.mu.Lock()
-				s.werr = err
-				s.mu.Unlock()
+				s.setFailed(err)
 			}
 			if failed != nil {
 				c.ep.err = fmt.Errorf("%w: %w", ErrFailed, failed)
@@ -233,9 +235,7 @@ func (s *Store) syncLoop() {
 				if err := syncAll(); err != nil {
 					failed = err
 					s.log.Error("periodic fdatasync failed; the store refuses appends until reopened", "err", err)
-					s.mu.Lock()
-					s.werr = err
-					s.mu.Unlock()
+					s.setFailed(err)
 				}
 			}
 		}
@@ -285,4 +285,20 @@ func (s *Store) afterSeal(seg *segment, used int64) {
 	if s.cfg.OnSeal != nil {
 		s.cfg.OnSeal(info)
 	}
+}
+
+// setFailed makes an I/O error sticky and fails the epoch that appenders
+// are gathering in, which no write will ever carry now.
+func (s *Store) setFailed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.werr != nil {
+		return // already failed; the gathering epoch was failed then
+	}
+	s.werr = err
+	s.ep.err = fmt.Errorf("%w: %w", ErrFailed, s.werr)
+	close(s.ep.done)
+	s.ep = newEpoch()
+	s.ep.err = fmt.Errorf("%w: %w", ErrFailed, s.werr)
+	close(s.ep.done)
 }

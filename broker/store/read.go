@@ -70,11 +70,8 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs, maxBytes
 	}
 	r := GetResult{MaxOffset: q.cq.maxOffset(), MinOffset: q.cq.minOffset(s.minLog.Load())}
 	switch {
-	case r.MaxOffset == 0 || r.MinOffset >= r.MaxOffset:
-		r.Status, r.NextOffset = NoMessageInQueue, r.MinOffset
-		if offset > r.MinOffset {
-			r.Status = OffsetOverflowBadly
-		}
+	case r.MaxOffset == 0:
+		r.Status, r.NextOffset = NoMessageInQueue, 0
 		return r, nil
 	case offset < r.MinOffset:
 		r.Status, r.NextOffset = OffsetTooSmall, r.MinOffset
@@ -112,6 +109,9 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs, maxBytes
 				break
 			}
 			scanned++
+			if e.Size == 0 { // a hole left by recovery: the entry was lost
+				continue
+			}
 			if filter != nil && !filter(e.TagHash) {
 				continue
 			}
@@ -144,6 +144,9 @@ func (s *Store) Get(topic string, queueID int32, offset int64, maxMsgs, maxBytes
 func (s *Store) readRecords(es []Entry) ([][]byte, error) {
 	total := 0
 	for _, e := range es {
+		if e.Size < remoting.MinRecordSize || int(e.Size) > s.cfg.MaxMessageSize || e.LogOffset < 0 {
+			return nil, fmt.Errorf("%w: consume-queue entry points at %d with size %d", ErrCorrupt, e.LogOffset, e.Size)
+		}
 		total += int(e.Size) + recordOverhead
 	}
 	buf := make([]byte, total)

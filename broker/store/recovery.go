@@ -14,7 +14,7 @@ import (
 // and everything the log holds past the checkpoint.
 func (s *Store) recover(ctx context.Context) error {
 	started := time.Now()
-	ckpt, hasCkpt, err := readCheckpoint(s.cfg.Dir)
+	ckpt, ckptTs, hasCkpt, err := readCheckpoint(s.cfg.Dir)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,6 @@ func (s *Store) recover(ctx context.Context) error {
 	if hasCkpt && ckpt > start {
 		start = ckpt
 	}
-	s.minLog.Store(start)
 	if len(s.segs) > 0 {
 		s.minLog.Store(s.segs[0].base)
 	}
@@ -61,7 +60,7 @@ func (s *Store) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.lastTs = lastTs
+	s.lastTs = max(lastTs, ckptTs)
 	if err := s.fixTail(end); err != nil {
 		return err
 	}
@@ -70,6 +69,7 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	s.flushed.Store(end)
 	s.dispatched.Store(end)
+	s.synced.Store(end)
 	s.ckptDone = -1
 	if err := s.checkpoint(); err != nil {
 		return fmt.Errorf("store: checkpoint after recovery: %w", err)
@@ -195,14 +195,37 @@ func (s *Store) recoverRecord(rec []byte, off int64) (int64, bool) {
 			return 0, false
 		}
 	}
-	if want := q.cq.maxOffset(); v.queueOffset != want {
-		s.log.Warn("recovery: record's queue offset does not continue its queue; truncating the log here",
+	switch want := q.cq.maxOffset(); {
+	case v.queueOffset < want:
+		// An offset its queue already holds: not a continuation of the log
+		// but a stale or forged record. The log ends before it.
+		s.log.Warn("recovery: record repeats an offset of its queue; truncating the log here",
 			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.queueOffset, "want", want)
 		return 0, false
+	case v.queueOffset > want:
+		// The consume queue lost entries (damaged or deleted) while the log,
+		// whose CRC and position check out, still has the record: re-base
+		// the queue on the log rather than drop the log.
+		s.log.Warn("recovery: consume queue is missing entries; re-basing it on the log",
+			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.queueOffset, "had", want)
+		var err error
+		if gap := v.queueOffset - want; want > 0 && gap <= maxQueueGap {
+			q.cq.pad(v.queueOffset) // keep the entries it has; holes read as skipped
+		} else {
+			err = q.cq.rebase(v.queueOffset)
+		}
+		if err != nil {
+			s.log.Error("recovery: cannot re-base consume queue; truncating the log here", "err", err)
+			return 0, false
+		}
 	}
 	s.dispatchRecord(rec, off)
 	return v.storeTs, true
 }
+
+// maxQueueGap bounds how many lost consume-queue entries recovery fills
+// with holes; a larger gap re-bases the queue instead.
+const maxQueueGap = 1 << 20
 
 // fixTail makes the segment holding end the active one: later segments are
 // removed (they cannot hold acknowledged data), the rest of it is zeroed so
@@ -312,10 +335,14 @@ func (s *Store) fixTail(end int64) error {
 // number of maxAlign units (it was cut short outside the store): its marker
 // and direct-I/O writes need a size the store itself would have chosen.
 func (s *Store) repairShortSegment(sg *segment) error {
-	if sg.size%maxAlign == 0 {
+	if sg.size%maxAlign == 0 && sg.size > 0 {
 		return nil
 	}
 	size := alignUp64(sg.size+markerSize, maxAlign)
+	if sg.size == 0 {
+		// Created but its preallocation never became durable.
+		size = s.cfg.SegmentSize
+	}
 	s.log.Warn("recovery: segment file is cut short; extending it", "path", sg.path, "size", sg.size, "new_size", size)
 	f, err := os.OpenFile(sg.path, os.O_RDWR, 0)
 	if err != nil {

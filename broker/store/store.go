@@ -94,6 +94,7 @@ type Store struct {
 	topics map[string]*topicQueues
 
 	flushed    atomic.Int64 // log end that is durable (sync) / written (async)
+	synced     atomic.Int64 // log end known to be fdatasynced
 	dispatched atomic.Int64 // log end whose records are in consume queues
 	minLog     atomic.Int64 // first log offset still held
 
@@ -103,6 +104,9 @@ type Store struct {
 	scratch []byte       // writeLoop-owned
 	iov     [][]byte     // writeLoop-owned
 	touched []*queue     // syncLoop-owned
+	// Key-index failures pause indexing briefly (syncLoop-owned).
+	idxPaused  bool
+	idxRetryAt time.Time
 
 	ckptMu   sync.Mutex
 	ckptDone int64 // log offset of the last checkpoint
@@ -313,6 +317,10 @@ func (s *Store) Append(ctx context.Context, msgs []remoting.MessageExt) error {
 	}
 
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
 	for i := range msgs {
 		q, err := s.queueLocked(msgs[i].Topic, msgs[i].QueueID)
 		if err != nil {
@@ -590,11 +598,22 @@ func (s *Store) dispatchRecord(rec []byte, off int64) {
 		return
 	}
 	q.cq.append(Entry{LogOffset: off, Size: int32(len(rec)), TagHash: tagHash(v.props)})
-	forEachKey(v.props, func(k []byte) {
-		if err := s.idx.add(t.name, k, off, v.storeTs); err != nil {
-			s.log.Warn("index add failed; query by key will miss this message", "offset", off, "err", err)
-		}
-	})
+	if s.idxPaused && time.Now().After(s.idxRetryAt) {
+		s.idxPaused = false
+	}
+	if !s.idxPaused {
+		forEachKey(v.props, func(k []byte) {
+			if s.idxPaused {
+				return
+			}
+			if err := s.idx.add(t.name, k, off, v.storeTs); err != nil {
+				// Most likely a full disk: stop trying for a while rather
+				// than fail (and log) once per key.
+				s.idxPaused, s.idxRetryAt = true, time.Now().Add(time.Second)
+				s.log.Warn("key index add failed; keys of messages stored in the next second are not indexed", "offset", off, "err", err)
+			}
+		})
+	}
 	if !q.mark {
 		q.mark = true
 		s.touched = append(s.touched, q)
@@ -714,16 +733,24 @@ func (s *Store) DeleteSegments(canDelete func(SegmentInfo) bool) (int, error) {
 	s.ckptMu.Unlock()
 	n := 0
 	for {
-		s.segMu.Lock()
+		// The predicate runs without the segment lock: it may be slow (the
+		// tier) or call back into the store.
+		s.segMu.RLock()
 		if len(s.segs) < 2 {
-			s.segMu.Unlock()
+			s.segMu.RUnlock()
 			break
 		}
 		sg := s.segs[0]
 		info := sg.info(sg.base + sg.size)
-		if !sg.sealed || info.End > ckpt || !canDelete(info) {
-			s.segMu.Unlock()
+		sealed := sg.sealed
+		s.segMu.RUnlock()
+		if !sealed || info.End > ckpt || !canDelete(info) {
 			break
+		}
+		s.segMu.Lock()
+		if len(s.segs) < 2 || s.segs[0] != sg {
+			s.segMu.Unlock()
+			continue // someone else deleted it
 		}
 		s.segs = s.segs[1:]
 		s.minLog.Store(s.segs[0].base)
