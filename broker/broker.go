@@ -1,0 +1,419 @@
+// Package broker is Strata's broker: the remoting server that serves
+// RocketMQ clients on top of broker/store, with consumer offsets, client and
+// group registry, long-polling pulls, retries with delay levels, dead-letter
+// queues and registration with the name servers.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/remoting"
+)
+
+// Config configures a Broker. Zero values mean the documented defaults.
+type Config struct {
+	// DataDir holds the store and the broker's configuration files.
+	DataDir string
+	// Listen is the client port's address. Default 127.0.0.1:10911.
+	Listen string
+	// AdvertiseAddr is the ip:port clients dial, as put in routes and in
+	// every message's STOREHOST. Default: Listen, with an unspecified IP
+	// replaced by 127.0.0.1.
+	AdvertiseAddr string
+	// ClusterName and BrokerName identify the broker. Defaults
+	// "DefaultCluster" and "broker-a".
+	ClusterName, BrokerName string
+	// BrokerID is 0 for the leader.
+	BrokerID int64
+	// NameServers are the name servers to register with ("ip:port").
+	NameServers []string
+	// AutoCreateTopics creates a topic on its first send (and keeps the
+	// TBW102 template topic so clients can find a route for new topics).
+	AutoCreateTopics bool
+	// DefaultTopicQueues is the queue count of auto-created topics. Default 4.
+	DefaultTopicQueues int
+	// MaxMessageSize bounds a message body (or a batch body). Default 4 MiB.
+	MaxMessageSize int
+	// Store configures the hot tier; Dir, StoreHost and OnDispatch are set
+	// by the broker.
+	Store store.Config
+	// RegisterInterval is how often the broker re-registers with the name
+	// servers. Default 30s.
+	RegisterInterval time.Duration
+	// ClientTimeout expires clients that sent no heartbeat. Default 120s.
+	ClientTimeout time.Duration
+	// OffsetFlushInterval is how often consumer offsets are persisted.
+	// Default 5s.
+	OffsetFlushInterval time.Duration
+	// MaxPullHold caps how long a pull is held waiting for messages
+	// (clients ask for 20 s and time out at 30 s). Default 25s.
+	MaxPullHold time.Duration
+	// Logger receives the broker's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Metrics, if set, receives the broker's Prometheus metrics.
+	Metrics prometheus.Registerer
+}
+
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		return errors.New("broker: DataDir is empty")
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:10911"
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "DefaultCluster"
+	}
+	if c.BrokerName == "" {
+		c.BrokerName = "broker-a"
+	}
+	if c.DefaultTopicQueues <= 0 {
+		c.DefaultTopicQueues = 4
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 4 << 20
+	}
+	if c.RegisterInterval <= 0 {
+		c.RegisterInterval = 30 * time.Second
+	}
+	if c.ClientTimeout <= 0 {
+		c.ClientTimeout = 120 * time.Second
+	}
+	if c.OffsetFlushInterval <= 0 {
+		c.OffsetFlushInterval = 5 * time.Second
+	}
+	if c.MaxPullHold <= 0 {
+		c.MaxPullHold = 25 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Broker serves RocketMQ clients.
+type Broker struct {
+	cfg       Config
+	log       *slog.Logger
+	store     *store.Store
+	topics    *TopicManager
+	offsets   *OffsetManager
+	clients   *ClientRegistry
+	locks     *LockManager
+	holds     *holdService
+	sched     *scheduler
+	srv       *remoting.Server
+	storeHost netip.AddrPort
+	addr      string // advertised ip:port
+
+	mu       sync.Mutex
+	closing  bool
+	inflight sync.WaitGroup // request goroutines
+	quit     chan struct{}
+	wg       sync.WaitGroup // background loops
+	regKick  chan struct{}
+	ns       nameServers
+	metrics  *metrics
+}
+
+// New opens the broker's store and configuration. Call Serve or Start to
+// accept clients and Shutdown to stop.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker", "broker", cfg.BrokerName),
+		quit: make(chan struct{}), regKick: make(chan struct{}, 1)}
+	adv := cfg.AdvertiseAddr
+	if adv == "" {
+		adv = cfg.Listen
+	}
+	ap, err := advertised(adv)
+	if err != nil {
+		return nil, err
+	}
+	b.storeHost, b.addr = ap, ap.String()
+	b.holds = newHoldService(b)
+	sc := cfg.Store
+	sc.Dir = filepath.Join(cfg.DataDir, "store")
+	sc.StoreHost = ap
+	sc.Logger = cfg.Logger
+	if sc.MaxMessageSize == 0 {
+		sc.MaxMessageSize = cfg.MaxMessageSize + 64<<10
+	}
+	sc.OnDispatch = b.holds.notify
+	confDir := filepath.Join(cfg.DataDir, "config")
+	if b.topics, err = OpenTopicManager(confDir, TopicDefaults{AutoCreate: cfg.AutoCreateTopics, Queues: cfg.DefaultTopicQueues}, b.log); err != nil {
+		return nil, err
+	}
+	if b.offsets, err = OpenOffsetManager(confDir, b.log); err != nil {
+		return nil, err
+	}
+	b.clients = NewClientRegistry()
+	b.locks = NewLockManager(0)
+	if b.store, err = store.Open(ctx, sc); err != nil {
+		return nil, err
+	}
+	b.sched = newScheduler(b)
+	b.metrics = newMetrics(b, cfg.Metrics)
+	return b, nil
+}
+
+// advertised resolves an ip:port to advertise; an unspecified IP becomes
+// 127.0.0.1 (standalone and tests) — set AdvertiseAddr on real hosts.
+func advertised(addr string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("broker: address %q: %w", addr, err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("broker: advertised address %q must be ip:port: %w", addr, err)
+	}
+	return ap, nil
+}
+
+// Addr returns the advertised client address.
+func (b *Broker) Addr() string { return b.addr }
+
+// Store returns the broker's hot tier (tests, tools).
+func (b *Broker) Store() *store.Store { return b.store }
+
+// Start listens on Config.Listen and serves in the background. It returns
+// the bound address (useful with port 0).
+func (b *Broker) Start(ctx context.Context) (net.Addr, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", b.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	if b.cfg.AdvertiseAddr == "" {
+		// With port 0 the advertised port is the bound one.
+		if ap, err := advertised(ln.Addr().String()); err == nil {
+			b.storeHost, b.addr = ap, ap.String()
+		}
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.Serve(ln); err != nil && !errors.Is(err, remoting.ErrServerClosed) {
+			b.log.Error("serve", "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// Serve accepts clients on ln until Shutdown.
+func (b *Broker) Serve(ln net.Listener) error {
+	b.mu.Lock()
+	if b.srv == nil {
+		b.srv = remoting.NewServer(remoting.ServerOptions{
+			Conn:        remoting.ConnOptions{Handler: b, Logger: b.log, IdleTimeout: 3 * b.cfg.ClientTimeout / 2},
+			Logger:      b.log,
+			OnConnClose: b.connClosed,
+		})
+		b.wg.Add(1)
+		go b.backgroundLoop()
+		b.sched.start()
+	}
+	srv := b.srv
+	b.mu.Unlock()
+	b.log.Info("broker serving", "listen", ln.Addr().String(), "advertise", b.addr, "cluster", b.cfg.ClusterName)
+	return srv.Serve(ln)
+}
+
+// Shutdown stops accepting requests, finishes those in flight, answers
+// held pulls, flushes offsets and closes the store.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closing = true
+	srv := b.srv
+	b.mu.Unlock()
+	b.unregister(ctx)
+	// In-flight requests (sends waiting for fdatasync) finish first.
+	done := make(chan struct{})
+	go func() { b.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.log.Warn("shutdown: in-flight requests did not finish", "err", ctx.Err())
+	}
+	b.holds.releaseAll()
+	var errs []error
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(b.quit)
+	b.sched.stop()
+	b.wg.Wait()
+	if err := b.offsets.Flush(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	b.log.Info("broker stopped")
+	return errors.Join(errs...)
+}
+
+// backgroundLoop persists offsets, expires clients and registers with the
+// name servers.
+func (b *Broker) backgroundLoop() {
+	defer b.wg.Done()
+	flush := time.NewTicker(b.cfg.OffsetFlushInterval)
+	defer flush.Stop()
+	expire := time.NewTicker(10 * time.Second)
+	defer expire.Stop()
+	reg := time.NewTicker(b.cfg.RegisterInterval)
+	defer reg.Stop()
+	b.register()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case <-flush.C:
+			if err := b.offsets.Flush(); err != nil {
+				b.log.Warn("persist consumer offsets", "err", err)
+			}
+		case now := <-expire.C:
+			b.notifyGroups(b.clients.Expire(now, b.cfg.ClientTimeout))
+		case <-reg.C:
+			b.register()
+		case <-b.regKick:
+			b.register()
+		case <-b.topics.Changed():
+			b.register()
+		}
+	}
+}
+
+// ServeRemoting dispatches one request. Requests that may block (sends wait
+// for fdatasync, pulls read the disk) run on their own goroutine so the
+// connection keeps reading.
+func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
+	b.mu.Lock()
+	closing := b.closing
+	if !closing {
+		b.inflight.Add(1)
+	}
+	b.mu.Unlock()
+	if closing {
+		c.Reply(remoting.NewResponse(req, remoting.RespServiceNotAvailable, "broker is shutting down"))
+		return
+	}
+	h := b.handler(req.Code)
+	if h == nil {
+		b.inflight.Done()
+		c.Reply(remoting.NewResponse(req, remoting.RespRequestCodeNotSupported,
+			fmt.Sprintf("request code %d (%s) is not supported", req.Code, remoting.RequestCodeName(req.Code))))
+		return
+	}
+	go func() {
+		defer b.inflight.Done()
+		start := time.Now()
+		if resp := h(c, req); resp != nil {
+			c.Reply(resp)
+			b.metrics.observe(req.Code, start)
+		}
+	}()
+}
+
+type handlerFunc func(c *remoting.Conn, req *remoting.Command) *remoting.Command
+
+func (b *Broker) handler(code int16) handlerFunc {
+	switch code {
+	case remoting.ReqSendMessage, remoting.ReqSendMessageV2, remoting.ReqSendBatchMessage:
+		return b.handleSend
+	case remoting.ReqPullMessage:
+		return b.handlePull
+	case remoting.ReqQueryConsumerOffset:
+		return b.handleQueryOffset
+	case remoting.ReqUpdateConsumerOffset:
+		return b.handleUpdateOffset
+	case remoting.ReqSearchOffsetByTimestamp:
+		return b.handleSearchOffset
+	case remoting.ReqGetMaxOffset:
+		return b.handleMaxOffset
+	case remoting.ReqGetMinOffset:
+		return b.handleMinOffset
+	case remoting.ReqGetEarliestMsgStoreTime:
+		return b.handleEarliestTime
+	case remoting.ReqHeartBeat:
+		return b.handleHeartbeat
+	case remoting.ReqUnregisterClient:
+		return b.handleUnregisterClient
+	case remoting.ReqGetConsumerListByGroup:
+		return b.handleConsumerList
+	case remoting.ReqConsumerSendMsgBack:
+		return b.handleSendBack
+	case remoting.ReqLockBatchMQ:
+		return b.handleLock
+	case remoting.ReqUnlockBatchMQ:
+		return b.handleUnlock
+	case remoting.ReqQueryMessage:
+		return b.handleQueryMessage
+	case remoting.ReqViewMessageByID:
+		return b.handleViewMessage
+	case remoting.ReqUpdateAndCreateTopic:
+		return b.handleCreateTopic
+	case remoting.ReqDeleteTopicInBroker:
+		return b.handleDeleteTopic
+	case remoting.ReqGetAllTopicConfig:
+		return b.handleAllTopicConfig
+	case remoting.ReqUpdateBrokerConfig, remoting.ReqPutKVConfig:
+		return b.handleConfigChange
+	}
+	return nil
+}
+
+// isLoopback reports whether c's peer is on this machine. Until ACLs exist
+// (issue 11) only loopback peers may change topics or configuration: the
+// class of CVE-2023-33246, where an unauthenticated config update ran a
+// command.
+func isLoopback(c *remoting.Conn) bool {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+func (b *Broker) connClosed(c *remoting.Conn) {
+	b.notifyGroups(b.clients.Unregister(c))
+}
+
+// notifyGroups tells every member of each group that membership changed
+// (NOTIFY_CONSUMER_IDS_CHANGED), so clients rebalance at once.
+func (b *Broker) notifyGroups(groups []string) {
+	for _, g := range groups {
+		for _, h := range b.clients.Conns(g) {
+			c, ok := h.(*remoting.Conn)
+			if !ok {
+				continue
+			}
+			req := remoting.NewRequest(remoting.ReqNotifyConsumerIDsChanged, map[string]string{"consumerGroup": g}, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if err := c.InvokeOneway(ctx, req); err != nil {
+				b.log.Debug("notify consumer ids changed", "group", g, "err", err)
+			}
+			cancel()
+		}
+	}
+}

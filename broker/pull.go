@@ -1,0 +1,295 @@
+package broker
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/remoting"
+)
+
+// pullHeader is PULL_MESSAGE's header (PROTOCOL.md §2.4).
+type pullHeader struct {
+	group, topic  string
+	queueID       int32
+	offset        int64
+	maxMsgs       int32
+	sysFlag       int32
+	commitOffset  int64
+	suspendMillis int64
+	subscription  string
+}
+
+func parsePullHeader(req *remoting.Command) (pullHeader, error) {
+	var h pullHeader
+	var err error
+	get := func(k string, bits int) int64 {
+		n, e := strconv.ParseInt(req.ExtFields[k], 10, bits)
+		if e != nil && err == nil {
+			err = &headerError{field: k, value: req.ExtFields[k]}
+		}
+		return n
+	}
+	h.group = req.ExtFields["consumerGroup"]
+	h.topic = req.ExtFields["topic"]
+	h.queueID = int32(get("queueId", 32))
+	h.offset = get("queueOffset", 64)
+	h.maxMsgs = int32(get("maxMsgNums", 32))
+	h.sysFlag = int32(get("sysFlag", 32))
+	if v := req.ExtFields["commitOffset"]; v != "" {
+		h.commitOffset = get("commitOffset", 64)
+	}
+	if v := req.ExtFields["suspendTimeoutMillis"]; v != "" {
+		h.suspendMillis = get("suspendTimeoutMillis", 64)
+	}
+	h.subscription = req.ExtFields["subscription"]
+	return h, err
+}
+
+type headerError struct{ field, value string }
+
+func (e *headerError) Error() string {
+	return "header field " + strconv.Quote(e.field) + "=" + strconv.Quote(e.value) + " is missing or not an integer"
+}
+
+// maxPullBytes bounds one pull response body (Java:
+// maxTransferBytesOnMessageInDisk is 64 KiB, in memory 256 KiB).
+const maxPullBytes = 256 << 10
+
+// handlePull serves a pull, holding it (long polling) when nothing is there
+// yet and the client allows suspension.
+func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	h, err := parsePullHeader(req)
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "bad pull header: %v", err)
+	}
+	if h.maxMsgs <= 0 {
+		h.maxMsgs = 32
+	}
+	h.maxMsgs = min(h.maxMsgs, 1024)
+	tc, ok := b.topics.Get(h.topic)
+	if !ok {
+		return errResponse(req, remoting.RespTopicNotExist, "topic %s does not exist on broker %s", h.topic, b.cfg.BrokerName)
+	}
+	if int32(tc.Perm)&remoting.PermRead == 0 {
+		return errResponse(req, remoting.RespNoPermission, "topic %s is not readable", h.topic)
+	}
+	if h.queueID < 0 || int(h.queueID) >= max(tc.ReadQueues, tc.WriteQueues) {
+		return errResponse(req, remoting.RespSystemError, "queueId %d is illegal: topic %s has %d read queues", h.queueID, h.topic, tc.ReadQueues)
+	}
+	var filter TagFilter // matches all
+	if h.sysFlag&remoting.PullFlagSubscription != 0 {
+		if filter, err = ParseTagExpression(h.subscription); err != nil {
+			return errResponse(req, remoting.RespSubscriptionParseFailed, "subscription %q: %v", h.subscription, err)
+		}
+	} else if f, err := b.clients.SubscriptionFilter(h.group, h.topic); err == nil {
+		filter = f
+	} else if !errors.Is(err, ErrNoSubscription) {
+		return errResponse(req, remoting.RespSubscriptionParseFailed, "subscription of group %s to %s: %v", h.group, h.topic, err)
+	}
+	// No subscription known (a pull before the first heartbeat): deliver
+	// everything; clients filter by tag again themselves.
+	if h.sysFlag&remoting.PullFlagCommitOffset != 0 && b.cfg.BrokerID == 0 && h.group != "" {
+		b.offsets.Commit(h.group, h.topic, h.queueID, h.commitOffset)
+	}
+	resp, holdable := b.pullOnce(req, &h, filter)
+	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
+		wait := min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold)
+		b.holds.add(&hold{c: c, req: req, h: h, filter: filter}, wait)
+		return nil
+	}
+	return resp
+}
+
+// pullOnce reads from the store and maps the result onto RocketMQ's pull
+// response codes (PROTOCOL.md §2.4 table). holdable reports a PULL_NOT_FOUND
+// that long polling may hold.
+func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter) (resp *remoting.Command, holdable bool) {
+	var match func(int64) bool
+	if !filter.MatchesAll() {
+		match = filter.MatchHash
+	}
+	r, err := b.store.Get(h.topic, h.queueID, h.offset, int(h.maxMsgs), maxPullBytes, match)
+	if err != nil {
+		b.log.Error("pull failed", "topic", h.topic, "queue", h.queueID, "offset", h.offset, "err", err)
+		return errResponse(req, remoting.RespSystemError, "read %s/%d at %d: %v", h.topic, h.queueID, h.offset, err), false
+	}
+	code := remoting.RespSuccess
+	next := r.NextOffset
+	switch r.Status {
+	case store.Found:
+	case store.NoMatchedMessage, store.MessageRemoved:
+		code = remoting.RespPullRetryImmediately
+	case store.NoMatchedQueue, store.NoMessageInQueue:
+		next = 0
+		code = remoting.RespPullNotFound
+		if h.offset != 0 {
+			code = remoting.RespPullOffsetMoved
+		}
+	case store.OffsetTooSmall, store.OffsetOverflowBadly:
+		code = remoting.RespPullOffsetMoved
+	case store.OffsetOverflowOne:
+		code = remoting.RespPullNotFound
+	}
+	resp = remoting.NewResponse(req, code, "")
+	resp.ExtFields = map[string]string{
+		"nextBeginOffset":      strconv.FormatInt(next, 10),
+		"minOffset":            strconv.FormatInt(r.MinOffset, 10),
+		"maxOffset":            strconv.FormatInt(r.MaxOffset, 10),
+		"suggestWhichBrokerId": "0",
+	}
+	if code == remoting.RespSuccess {
+		n := 0
+		for _, rec := range r.Records {
+			n += len(rec)
+		}
+		body := make([]byte, 0, n)
+		for _, rec := range r.Records {
+			body = append(body, rec...)
+		}
+		resp.Body = body
+		b.metrics.msgsOut.WithLabelValues(h.topic).Add(float64(len(r.Records)))
+		b.metrics.bytesOut.WithLabelValues(h.topic).Add(float64(n))
+	}
+	return resp, code == remoting.RespPullNotFound
+}
+
+// hold is a pull waiting for messages.
+type hold struct {
+	c      *remoting.Conn
+	req    *remoting.Command
+	h      pullHeader
+	filter TagFilter
+	timer  *time.Timer
+	done   atomic.Bool
+}
+
+type queueKey struct {
+	topic string
+	queue int32
+}
+
+// holdService keeps held pulls per queue and answers them when the store
+// dispatches new messages to that queue or when they time out. It does no
+// polling: the store's OnDispatch wakes it.
+type holdService struct {
+	b      *Broker
+	mu     sync.Mutex
+	held   map[queueKey][]*hold
+	closed bool
+	wg     sync.WaitGroup // answers in flight
+	count  atomic.Int64
+}
+
+func newHoldService(b *Broker) *holdService {
+	return &holdService{b: b, held: make(map[queueKey][]*hold)}
+}
+
+// add holds hd for at most wait.
+func (s *holdService) add(hd *hold, wait time.Duration) {
+	k := queueKey{hd.h.topic, hd.h.queueID}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.answer(hd)
+		return
+	}
+	s.held[k] = append(s.held[k], hd)
+	s.count.Add(1)
+	s.wg.Add(1)
+	hd.timer = time.AfterFunc(wait, func() { s.fire(hd) })
+	s.mu.Unlock()
+	// A message may have arrived between the read and the hold.
+	if s.b.store.MaxOffset(hd.h.topic, hd.h.queueID) > hd.h.offset {
+		s.fire(hd)
+	}
+}
+
+// notify is the store's OnDispatch: wake the pulls of topic/queue that
+// wait below max. It runs on the store's sync goroutine and never blocks.
+func (s *holdService) notify(topic string, queue int32, max int64) {
+	k := queueKey{topic, queue}
+	s.mu.Lock()
+	list := s.held[k]
+	if len(list) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	var ready []*hold
+	keep := list[:0]
+	for _, hd := range list {
+		if hd.h.offset < max {
+			ready = append(ready, hd)
+		} else {
+			keep = append(keep, hd)
+		}
+	}
+	clear(list[len(keep):])
+	if len(keep) == 0 {
+		delete(s.held, k)
+	} else {
+		s.held[k] = keep
+	}
+	s.mu.Unlock()
+	for _, hd := range ready {
+		go s.fire(hd)
+	}
+}
+
+// fire answers hd once, whichever of timeout, notification or shutdown
+// comes first.
+func (s *holdService) fire(hd *hold) {
+	if !hd.done.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.wg.Done()
+	hd.timer.Stop()
+	s.remove(hd)
+	s.count.Add(-1)
+	s.answer(hd)
+}
+
+func (s *holdService) answer(hd *hold) {
+	resp, _ := s.b.pullOnce(hd.req, &hd.h, hd.filter)
+	hd.c.Reply(resp)
+}
+
+func (s *holdService) remove(hd *hold) {
+	k := queueKey{hd.h.topic, hd.h.queueID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.held[k]
+	for i, x := range list {
+		if x == hd {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.held, k)
+	} else {
+		s.held[k] = list
+	}
+}
+
+// releaseAll answers every held pull now (shutdown) and waits for the
+// answers to be written.
+func (s *holdService) releaseAll() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*hold
+	for _, list := range s.held {
+		all = append(all, list...)
+	}
+	s.mu.Unlock()
+	for _, hd := range all {
+		s.fire(hd)
+	}
+	s.wg.Wait()
+}
+
+// held returns how many pulls are waiting.
+func (s *holdService) heldCount() int64 { return s.count.Load() }
