@@ -205,6 +205,7 @@ func (b *Broker) Start(ctx context.Context) (net.Addr, error) {
 		// With port 0 the advertised port is the bound one.
 		if ap, err := advertised(ln.Addr().String()); err == nil {
 			b.storeHost, b.addr = ap, ap.String()
+			b.store.SetStoreHost(ap)
 		}
 	}
 	b.wg.Add(1)

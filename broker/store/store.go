@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -258,6 +259,14 @@ func (s *Store) closeFiles() error {
 		}
 	}
 	return err
+}
+
+// SetStoreHost changes the STOREHOST written into records from now on (a
+// broker learns its port only when it binds).
+func (s *Store) SetStoreHost(ap netip.AddrPort) {
+	s.mu.Lock()
+	s.cfg.StoreHost = ap
+	s.mu.Unlock()
 }
 
 // Stats returns the write-path counters.

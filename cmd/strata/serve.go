@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/strata-mq/strata/broker"
+	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/namesrv"
+)
+
+// serverConfig is the configuration of the server commands (the
+// command-line contract of ARCHITECTURE.md).
+type serverConfig struct {
+	DataDir          string        `env:"DATA_DIR"`
+	Listen           string        `env:"LISTEN"`
+	NamesrvListen    string        `env:"NAMESRV_LISTEN"`
+	Namesrv          string        `env:"NAMESRV"`
+	HTTPListen       string        `env:"HTTP_LISTEN"`
+	SegmentSize      byteSize      `env:"SEGMENT_SIZE"`
+	Flush            string        `env:"FLUSH"`
+	SegmentMaxAge    time.Duration `env:"SEGMENT_MAX_AGE"`
+	Role             string        `env:"ROLE"`
+	Cluster          string        `env:"CLUSTER"`
+	BrokerName       string        `env:"BROKER_NAME"`
+	BrokerID         int64         `env:"BROKER_ID"`
+	Advertise        string        `env:"ADVERTISE"`
+	AutoCreateTopics bool          `env:"AUTO_CREATE_TOPICS"`
+	LogLevel         string        `env:"LOG_LEVEL"`
+}
+
+func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "hot tier and local state")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "broker client address")
+	fs.StringVar(&c.Namesrv, "namesrv", c.Namesrv, "name servers, host:port;host:port")
+	fs.Var(&c.SegmentSize, "segment-size", "commit-log segment size (64MiB, 1GiB)")
+	fs.StringVar(&c.Flush, "flush", c.Flush, "sync (acknowledge after fdatasync) or async")
+	fs.DurationVar(&c.SegmentMaxAge, "segment-max-age", c.SegmentMaxAge, "seal the active segment after this long even if not full")
+	fs.StringVar(&c.Role, "role", c.Role, "leader (follower and reader come with replication and the cold tier)")
+	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name")
+	fs.StringVar(&c.BrokerName, "broker-name", c.BrokerName, "broker name")
+	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "ip:port clients dial (default: --listen, 0.0.0.0 as 127.0.0.1)")
+	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create topics on first send")
+}
+
+func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of /metrics and /healthz")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+}
+
+func defaultServerConfig(standalone bool) serverConfig {
+	c := serverConfig{
+		DataDir: "./strata-data", Listen: ":10911", NamesrvListen: ":9876", Namesrv: "127.0.0.1:9876",
+		HTTPListen: "127.0.0.1:8080", SegmentSize: 1 << 30, Flush: "sync", SegmentMaxAge: 10 * time.Minute,
+		Role: "leader", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
+	}
+	if standalone {
+		c.Listen, c.NamesrvListen, c.AutoCreateTopics = "127.0.0.1:10911", "127.0.0.1:9876", true
+	}
+	return c
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ";") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (c *serverConfig) brokerConfig(log *slog.Logger, reg prometheus.Registerer) (broker.Config, error) {
+	if c.Role != "leader" {
+		return broker.Config{}, fmt.Errorf("--role %q is not available yet: only leader (replication and tier readers are later issues)", c.Role)
+	}
+	flush, err := store.ParseFlushMode(c.Flush)
+	if err != nil {
+		return broker.Config{}, err
+	}
+	return broker.Config{
+		DataDir: c.DataDir, Listen: c.Listen, AdvertiseAddr: c.Advertise, ClusterName: c.Cluster,
+		BrokerName: c.BrokerName, BrokerID: c.BrokerID, NameServers: splitAddrs(c.Namesrv),
+		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
+		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
+	}, nil
+}
+
+func runStandalone(ctx context.Context, args []string, stderr io.Writer) error {
+	c := defaultServerConfig(true)
+	fs := flag.NewFlagSet("strata standalone", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseConfig(&c, fs, args, func(fs *flag.FlagSet) {
+		c.brokerFlags(fs)
+		c.commonFlags(fs)
+		fs.StringVar(&c.NamesrvListen, "namesrv-listen", c.NamesrvListen, "name server address")
+	}); err != nil {
+		return err
+	}
+	return serve(ctx, c, stderr, true, true)
+}
+
+func runNamesrv(ctx context.Context, args []string, stderr io.Writer) error {
+	c := defaultServerConfig(false)
+	fs := flag.NewFlagSet("strata namesrv", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseConfig(&c, fs, args, func(fs *flag.FlagSet) {
+		c.commonFlags(fs)
+		fs.StringVar(&c.NamesrvListen, "namesrv-listen", c.NamesrvListen, "name server address")
+	}); err != nil {
+		return err
+	}
+	return serve(ctx, c, stderr, true, false)
+}
+
+func runBroker(ctx context.Context, args []string, stderr io.Writer) error {
+	c := defaultServerConfig(false)
+	fs := flag.NewFlagSet("strata broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := parseConfig(&c, fs, args, func(fs *flag.FlagSet) {
+		c.brokerFlags(fs)
+		c.commonFlags(fs)
+	}); err != nil {
+		return err
+	}
+	return serve(ctx, c, stderr, false, true)
+}
+
+// serve runs a name server and/or a broker until ctx is cancelled (SIGINT,
+// SIGTERM), then shuts them down gracefully.
+func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, withBroker bool) error {
+	log, err := newLogger(stderr, c.LogLevel)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var ns *namesrv.Server
+	if withNamesrv {
+		ns = namesrv.New(namesrv.Config{Listen: c.NamesrvListen, Logger: log})
+		addr, err := ns.Start(ctx)
+		if err != nil {
+			return err
+		}
+		if withBroker && c.Namesrv == "127.0.0.1:9876" {
+			c.Namesrv = advertiseLoopback(addr)
+		}
+		log.Info("name server listening", "addr", addr.String())
+	}
+	var b *broker.Broker
+	if withBroker {
+		bc, err := c.brokerConfig(log, reg)
+		if err != nil {
+			shutdownAll(ns, nil, log)
+			return err
+		}
+		if b, err = broker.New(ctx, bc); err != nil {
+			shutdownAll(ns, nil, log)
+			return err
+		}
+		if _, err := b.Start(ctx); err != nil {
+			shutdownAll(ns, b, log)
+			return err
+		}
+	}
+	hs, err := startHTTP(c.HTTPListen, reg, log)
+	if err != nil {
+		shutdownAll(ns, b, log)
+		return err
+	}
+	log.Info("strata ready", "namesrv", withNamesrv, "broker", withBroker, "http", c.HTTPListen)
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	return shutdownAll(ns, b, log)
+}
+
+func advertiseLoopback(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+func shutdownAll(ns *namesrv.Server, b *broker.Broker, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	if b != nil {
+		errs = append(errs, b.Shutdown(ctx))
+	}
+	if ns != nil {
+		errs = append(errs, ns.Shutdown(ctx))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		log.Error("shutdown", "err", err)
+	}
+	return err
+}
+
+// startHTTP serves /metrics and /healthz.
+func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http-listen: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http", "err", err)
+		}
+	}()
+	return hs, nil
+}
