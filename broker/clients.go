@@ -520,6 +520,29 @@ func (r *ClientRegistry) ClientID(conn any) (string, bool) {
 	return c.id, true
 }
 
+// ConsumeFromWhere returns where a consumer group starts on a queue it has
+// no stored offset for (CONSUME_FROM_LAST_OFFSET, _FIRST_OFFSET or
+// _TIMESTAMP), as its member heard from most recently declared it; "" for
+// a group with no live member.
+func (r *ClientRegistry) ConsumeFromWhere(group string) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	g := r.consumers[group]
+	if g == nil {
+		return ""
+	}
+	var last *regClient
+	for c := range g.clients {
+		if last == nil || c.lastSeen.After(last.lastSeen) || (c.lastSeen.Equal(last.lastSeen) && c.id < last.id) {
+			last = c
+		}
+	}
+	if last == nil {
+		return ""
+	}
+	return last.consumers[group].data.ConsumeFromWhere
+}
+
 // ConsumerIDs returns the client ids of a consumer group, sorted and
 // without duplicates, for GET_CONSUMER_LIST_BY_GROUP.
 func (r *ClientRegistry) ConsumerIDs(group string) []string {

@@ -41,8 +41,13 @@ func (b *Broker) handleQueryOffset(c *remoting.Conn, req *remoting.Command) *rem
 	}
 	// Like Java: a group new to a queue whose first message is still held
 	// starts at 0, so nothing sent before the group's first pull is
-	// skipped; otherwise the client applies its ConsumeFromWhere.
-	if b.store.MinOffset(topic, q) == 0 {
+	// skipped; otherwise the client applies its ConsumeFromWhere. A group
+	// that asked to start from a timestamp gets QUERY_NOT_FOUND, so that
+	// its client searches by time: Java answers 0 there too and so ignores
+	// the timestamp on young queues (apache/rocketmq#2286). Its retry
+	// topic still starts at 0: nothing in it predates the group.
+	fromTime := b.clients.ConsumeFromWhere(group) == "CONSUME_FROM_TIMESTAMP" && !IsRetryTopic(topic)
+	if b.store.MinOffset(topic, q) == 0 && !fromTime {
 		return okResponse(req, map[string]string{"offset": "0"}, nil)
 	}
 	return errResponse(req, remoting.RespQueryNotFound, "no offset stored for group %s on %s/%d", group, topic, q)

@@ -98,6 +98,22 @@ func (b *Broker) handleSend(c *remoting.Conn, req *remoting.Command) *remoting.C
 	if h.sysFlag&remoting.SysFlagTxMask == remoting.SysFlagTxPrepared {
 		return errResponse(req, remoting.RespNoPermission, "transactional messages are not supported by this broker yet")
 	}
+	dlq := false
+	if IsRetryTopic(h.topic) {
+		// The client's fallback when CONSUMER_SEND_MSG_BACK fails: a retry
+		// that has used up its attempts goes to the dead-letter topic, as
+		// Java's send handler does.
+		maxTimes := h.maxReconsumeTimes
+		if maxTimes <= 0 {
+			maxTimes = 16
+		}
+		if h.reconsumeTimes >= maxTimes {
+			h.topic, h.queueID, dlq = DLQTopic(strings.TrimPrefix(h.topic, RetryTopicPrefix)), 0, true
+			props := remoting.ParseProperties([]byte(h.properties))
+			delete(props, remoting.PropDelay)
+			h.properties = string(remoting.EncodeProperties(props))
+		}
+	}
 	tc, resp := b.topicForSend(req, h.topic, h.defaultTopicQueue)
 	if resp != nil {
 		return resp
@@ -105,6 +121,9 @@ func (b *Broker) handleSend(c *remoting.Conn, req *remoting.Command) *remoting.C
 	qid := h.queueID
 	if qid < 0 {
 		qid = rand.Int32N(int32(tc.WriteQueues))
+	}
+	if dlq {
+		qid = 0
 	}
 	if int(qid) >= tc.WriteQueues {
 		return errResponse(req, remoting.RespSystemError, "queueId %d is illegal: topic %s has %d write queues", qid, h.topic, tc.WriteQueues)

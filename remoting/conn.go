@@ -468,7 +468,7 @@ func (c *Conn) readLoop() {
 		if c.idleTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.idleTimeout))
 		}
-		cmd, fault, err := readFrame(c.br, c.maxFrame, true)
+		cmd, fault, err := readFrame(c.br, c.maxFrame, c.probeDeadline)
 		switch {
 		case err != nil:
 			if c.idleTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
@@ -568,4 +568,9 @@ func (c *Conn) refuse(f *frameFault) {
 	}
 	_ = c.nc.SetReadDeadline(time.Now().Add(badFrameLinger))
 	_, _ = io.CopyN(io.Discard, c.br, f.unread+int64(c.maxFrame))
+}
+
+// probeDeadline bounds the read of an oversized frame's header.
+func (c *Conn) probeDeadline() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(badFrameLinger))
 }

@@ -433,7 +433,7 @@ const probeHeaderMax = 64 << 10
 // any error other than a decoding error the stream is not usable: the frame
 // boundary is lost.
 func ReadCommand(r io.Reader, maxFrame int) (*Command, error) {
-	cmd, fault, err := readFrame(r, maxFrame, false)
+	cmd, fault, err := readFrame(r, maxFrame, nil)
 	if fault != nil {
 		return nil, fault.err
 	}
@@ -442,8 +442,9 @@ func ReadCommand(r io.Reader, maxFrame int) (*Command, error) {
 
 // readFrame is ReadCommand with the details Conn needs to answer a bad frame.
 // With probe set, an oversized frame's header is read (up to probeHeaderMax
-// bytes) to learn its opaque.
-func readFrame(r io.Reader, maxFrame int, probe bool) (*Command, *frameFault, error) {
+// bytes) to learn its opaque; probe is called first, so the caller can bound
+// how long a peer that announced a huge frame and went quiet may hold it.
+func readFrame(r io.Reader, maxFrame int, probe func()) (*Command, *frameFault, error) {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrameSize
 	}
@@ -463,7 +464,8 @@ func readFrame(r io.Reader, maxFrame int, probe bool) (*Command, *frameFault, er
 			err:    fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d bytes", ErrFrameTooLarge, length, maxFrame),
 			unread: length,
 		}
-		if probe {
+		if probe != nil {
+			probe()
 			probeOversized(r, f)
 		}
 		return nil, f, nil
