@@ -38,11 +38,15 @@ func benchDir(b *testing.B) string {
 }
 
 func benchConfig(dir string) Config {
-	return Config{
+	c := Config{
 		Dir:         dir,
 		SegmentSize: 256 << 20,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	if d, err := time.ParseDuration(os.Getenv("STRATA_BENCH_CHECKPOINT")); err == nil {
+		c.CheckpointInterval = d
+	}
+	return c
 }
 
 // rawDirectSync writes batch bytes (rounded up to 4 KiB) n times at
@@ -226,6 +230,11 @@ func BenchmarkAppendQueues(b *testing.B) {
 			defer s.Close()
 			if queues > 1 { // create the queues outside the timed region
 				runLoad(b, s, 64, queues, int64(queues), 0)
+				// Let the creation of 20,000 directories reach the disk
+				// before timing the steady state.
+				if err := s.checkpointAt(time.Now(), true); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.SetBytes(1024)
 			b.ResetTimer()

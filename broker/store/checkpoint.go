@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // The checkpoint file records the commit-log offset below which the log is
@@ -70,27 +71,42 @@ func writeCheckpoint(dir string, off, lastTs int64) error {
 	return syncDir(dir)
 }
 
-// checkpoint writes every consume queue's pending entries, syncs them and
-// the index, and records the log offset they cover.
-func (s *Store) checkpoint() error {
+// cqPageEntries is a page of consume-queue entries: a queue with this many
+// pending is written at the next checkpoint, one with fewer waits up to
+// QueueFlushDelay.
+const cqPageEntries = 4096 / cqEntrySize
+
+// checkpoint writes consume-queue entries that are due, syncs them and the
+// index, and records the log offset below which everything is durable:
+// never past an entry still waiting in memory. force writes every pending
+// entry (Close, so the next Open scans nothing).
+func (s *Store) checkpoint() error { return s.checkpointAt(time.Now(), false) }
+
+func (s *Store) checkpointAt(now time.Time, force bool) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	// Under FlushAsync records are dispatched before they are synced; the
 	// checkpoint must never claim more of the log than is durable.
 	d := min(s.dispatched.Load(), s.synced.Load())
-	if d == s.ckptDone {
-		return nil
-	}
 	s.mu.Lock()
 	lastTs := s.lastTs
 	s.mu.Unlock()
 	var errs []error
 	dirty := false
 	for _, q := range s.allQueues() {
+		n, firstLog, since := q.cq.pending(now)
+		if n > 0 && !force && n < cqPageEntries && now.Sub(since) < s.cfg.QueueFlushDelay {
+			d = min(d, firstLog)
+			dirty = dirty || q.cq.isDirty()
+			continue
+		}
 		if err := q.cq.flush(); err != nil {
 			errs = append(errs, err)
 		}
 		dirty = dirty || q.cq.isDirty()
+	}
+	if d == s.ckptDone && !dirty {
+		return errors.Join(errs...)
 	}
 	if err := s.idx.sync(); err != nil {
 		errs = append(errs, err)
@@ -114,6 +130,9 @@ func (s *Store) checkpoint() error {
 		for _, q := range s.allQueues() {
 			q.cq.markClean()
 		}
+	}
+	if d == s.ckptDone {
+		return nil
 	}
 	if err := writeCheckpoint(s.cfg.Dir, d, lastTs); err != nil {
 		return err

@@ -95,6 +95,13 @@ type Config struct {
 	// written, synced and checkpointed; recovery rescans at most the log
 	// written since the last checkpoint. Default 1s.
 	CheckpointInterval time.Duration
+	// QueueFlushDelay is how long consume-queue entries may wait in memory
+	// before a checkpoint writes them when their queue has less than a page
+	// (204 entries) pending. With many quiet queues this turns one random
+	// page write per queue per checkpoint into one per QueueFlushDelay; the
+	// price is that recovery after a crash rescans up to this much of the
+	// log. Default 10s.
+	QueueFlushDelay time.Duration
 	// SegmentMaxAge seals the active segment once it is this old and holds
 	// data, so quiet logs reach the cold tier. Zero: seal only when full.
 	SegmentMaxAge time.Duration
@@ -170,6 +177,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = time.Second
+	}
+	if c.QueueFlushDelay <= 0 {
+		c.QueueFlushDelay = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // cqEntrySize is the size of one consume-queue entry: commit-log offset (8),
@@ -56,6 +57,8 @@ type consumeQueue struct {
 	written int64     // entries [.., written) are in files
 	tail    []byte    // entries [written, count)
 	dirty   bool      // files written since the last sync
+	// pendingSince is when a checkpoint first saw the tail non-empty.
+	pendingSince time.Time
 	// minCache remembers the min offset computed for a log start.
 	minLog, minOff int64
 }
@@ -248,6 +251,7 @@ func (q *consumeQueue) flush() error {
 	rest := copy(q.tail, q.tail[n:])
 	q.tail = q.tail[:rest]
 	q.dirty = true
+	q.pendingSince = time.Time{}
 	q.mu.Unlock()
 	return nil
 }
@@ -296,6 +300,23 @@ func (q *consumeQueue) syncFiles() error {
 		}
 	}
 	return nil
+}
+
+// pending reports how many entries wait in memory, the log offset of the
+// first, and since when a checkpoint has seen them waiting (stamping now if
+// this is the first time).
+func (q *consumeQueue) pending(now time.Time) (n int, firstLog int64, since time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n = len(q.tail) / cqEntrySize
+	if n == 0 {
+		q.pendingSince = time.Time{}
+		return 0, 0, time.Time{}
+	}
+	if q.pendingSince.IsZero() {
+		q.pendingSince = now
+	}
+	return n, getEntry(q.tail).LogOffset, q.pendingSince
 }
 
 func (q *consumeQueue) isDirty() bool {

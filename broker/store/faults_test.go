@@ -233,7 +233,7 @@ func TestRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.checkpoint(); err != nil {
+		if err := s.checkpointAt(time.Now(), true); err != nil {
 			t.Fatal(err)
 		}
 		before := len(s.Segments())

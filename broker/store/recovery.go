@@ -71,7 +71,7 @@ func (s *Store) recover(ctx context.Context) error {
 	s.dispatched.Store(end)
 	s.synced.Store(end)
 	s.ckptDone = -1
-	if err := s.checkpoint(); err != nil {
+	if err := s.checkpointAt(time.Now(), true); err != nil {
 		return fmt.Errorf("store: checkpoint after recovery: %w", err)
 	}
 	s.log.Info("recovered", "from", start, "to", end, "scanned_bytes", scanned, "checkpoint", hasCkpt,

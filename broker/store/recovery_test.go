@@ -1044,7 +1044,7 @@ func TestRecoverFullScanAfterSegmentDeletion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.checkpoint(); err != nil {
+	if err := s.checkpointAt(time.Now(), true); err != nil {
 		t.Fatal(err)
 	}
 	segs := s.Segments()

@@ -224,7 +224,7 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	var err error
 	if s.werr == nil {
-		err = s.checkpoint()
+		err = s.checkpointAt(time.Now(), true)
 	}
 	if e := s.closeFiles(); err == nil {
 		err = e

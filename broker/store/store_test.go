@@ -294,7 +294,7 @@ func TestDeleteSegmentsOnlyWhenAllowedAndCheckpointed(t *testing.T) {
 	if n, _ := s.DeleteSegments(func(SegmentInfo) bool { return false }); n != 0 {
 		t.Fatalf("deleted %d against the predicate", n)
 	}
-	if err := s.checkpoint(); err != nil {
+	if err := s.checkpointAt(time.Now(), true); err != nil {
 		t.Fatal(err)
 	}
 	segs := s.Segments()
