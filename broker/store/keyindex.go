@@ -454,7 +454,7 @@ func (x *keyIndex) dropBefore(off int64) error {
 		}
 		x.log.Info("key index file dropped", "file", f.path, "lastOffset", f.maxOff.Load(), "before", off)
 	}
-	if err := keyIndexSyncDir(x.dir); err != nil {
+	if err := syncDir(x.dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -524,14 +524,14 @@ func createKeyIndexFile(dir string, base int64, slots, entries uint32, log *slog
 	if _, err := fd.WriteAt(hb[:], 0); err != nil {
 		return nil, err
 	}
-	if err := keyIndexFdatasync(fd); err != nil {
+	if err := fdatasync(fd); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, err
 	}
 	renamed = true
-	if err := keyIndexSyncDir(dir); err != nil {
+	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
 	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -878,33 +878,6 @@ func keyIndexWriteZeros(fd *os.File, size int64) error {
 			return err
 		}
 		off += n
-	}
-	return nil
-}
-
-// keyIndexFdatasync flushes fd's data (and the metadata needed to read it).
-func keyIndexFdatasync(fd *os.File) error {
-	for {
-		err := unix.Fdatasync(int(fd.Fd()))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return &os.PathError{Op: "fdatasync", Path: fd.Name(), Err: err}
-		}
-		return nil
-	}
-}
-
-// keyIndexSyncDir makes creations, renames and removals in dir durable.
-func keyIndexSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
 }
