@@ -629,6 +629,9 @@ func decodeJSONHeader(header []byte) (*Command, error) {
 	if trimmed := bytes.TrimLeft(header, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("%w: JSON header is not an object", ErrMalformedFrame)
 	}
+	if cmd, ok := decodeJSONHeaderFast(header); ok {
+		return cmd, nil
+	}
 	var h jsonHeader
 	if err := json.Unmarshal(header, &h); err != nil {
 		var te *json.UnmarshalTypeError
