@@ -36,7 +36,7 @@ func (c *Client) ClusterInfo(ctx context.Context) (ClusterInfo, error) {
 		BrokerAddrTable  map[string]brokerDataJSON `json:"brokerAddrTable"`
 		ClusterAddrTable map[string][]string       `json:"clusterAddrTable"`
 	}
-	if err := json.Unmarshal(quoteBareKeys(resp.Body), &w); err != nil {
+	if err := json.Unmarshal(remoting.QuoteBareKeys(resp.Body), &w); err != nil {
 		return ClusterInfo{}, fmt.Errorf("client: cluster info from %s: %w", addr, err)
 	}
 	ci := ClusterInfo{Brokers: make(map[string]BrokerData, len(w.BrokerAddrTable)), Clusters: w.ClusterAddrTable}

@@ -279,7 +279,7 @@ func TestDecodeRoute(t *testing.T) {
 	}
 	// Strings that look like keys are left alone.
 	in := []byte(`{"a":"{1:2}","b":[1,2],"c":{"0":"x"}}`)
-	if out := quoteBareKeys(in); !bytes.Equal(out, in) {
+	if out := remoting.QuoteBareKeys(in); !bytes.Equal(out, in) {
 		t.Errorf("quoteBareKeys changed valid JSON: %s", out)
 	}
 }

@@ -133,7 +133,7 @@ func decodeRoute(topic string, body []byte) (*Route, error) {
 		QueueDatas  []QueueData      `json:"queueDatas"`
 		BrokerDatas []brokerDataJSON `json:"brokerDatas"`
 	}
-	if err := json.Unmarshal(quoteBareKeys(body), &w); err != nil {
+	if err := json.Unmarshal(remoting.QuoteBareKeys(body), &w); err != nil {
 		return nil, fmt.Errorf("route of %s: %w", topic, err)
 	}
 	r := &Route{Topic: topic, Queues: w.QueueDatas}
@@ -228,66 +228,3 @@ func (c *Client) brokerAddr(ctx context.Context, topic, brokerName string) (stri
 
 // checkTopic applies the topic name rules (at most 127 bytes).
 func checkTopic(topic string) error { return checkName("topic", topic, 127) }
-
-// quoteBareKeys returns b with every object key that is a bare integer
-// (fastjson's {0:"addr"}) quoted, so encoding/json reads it; valid JSON
-// comes back unchanged (the same slice). Outside strings, a key follows
-// '{' or ',' and precedes ':'; in valid JSON no number sits there.
-func quoteBareKeys(b []byte) []byte {
-	var out []byte
-	last := 0
-	inStr, esc := false, false
-	for i := 0; i < len(b); i++ {
-		ch := b[i]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case ch == '\\':
-				esc = true
-			case ch == '"':
-				inStr = false
-			}
-			continue
-		}
-		if ch == '"' {
-			inStr = true
-			continue
-		}
-		if ch != '{' && ch != ',' {
-			continue
-		}
-		j := skipSpace(b, i+1)
-		k := j
-		if k < len(b) && b[k] == '-' {
-			k++
-		}
-		digits := k
-		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
-			k++
-		}
-		if k == digits {
-			continue
-		}
-		if m := skipSpace(b, k); m >= len(b) || b[m] != ':' {
-			continue
-		}
-		out = append(out, b[last:j]...)
-		out = append(out, '"')
-		out = append(out, b[j:k]...)
-		out = append(out, '"')
-		last = k
-		i = k - 1
-	}
-	if out == nil {
-		return b
-	}
-	return append(out, b[last:]...)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}

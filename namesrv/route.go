@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/strata-mq/strata/remoting"
 )
 
 // ErrMalformedRoute is wrapped by the errors of DecodeRouteData and
@@ -203,7 +205,7 @@ func appendExtra(b []byte, extra map[string]json.RawMessage) ([]byte, error) {
 // to Extra. Errors wrap ErrMalformedRoute.
 func DecodeRouteData(body []byte) (RouteData, error) {
 	var top map[string]json.RawMessage
-	if err := json.Unmarshal(quoteBareKeys(body), &top); err != nil {
+	if err := json.Unmarshal(remoting.QuoteBareKeys(body), &top); err != nil {
 		return RouteData{}, fmt.Errorf("%w: %w", ErrMalformedRoute, err)
 	}
 	if top == nil {
@@ -305,7 +307,7 @@ func (ci ClusterInfo) MarshalJSON() ([]byte, error) {
 // accepting Java's unquoted brokerAddrs keys. Errors wrap ErrMalformedRoute.
 func DecodeClusterInfo(body []byte) (ClusterInfo, error) {
 	var ci ClusterInfo
-	if err := json.Unmarshal(quoteBareKeys(body), &ci); err != nil {
+	if err := json.Unmarshal(remoting.QuoteBareKeys(body), &ci); err != nil {
 		return ClusterInfo{}, fmt.Errorf("%w: cluster info: %w", ErrMalformedRoute, err)
 	}
 	return ci, nil
@@ -315,67 +317,4 @@ func DecodeClusterInfo(body []byte) (ClusterInfo, error) {
 // (Java TopicList; Java also writes "brokerAddr":null, which clients ignore).
 type topicList struct {
 	TopicList []string `json:"topicList"`
-}
-
-// quoteBareKeys returns b with every object key that is a bare integer
-// (Java fastjson's {0:"addr"}) put in quotes, so that encoding/json can
-// read it; other bytes are unchanged. Outside strings, a key is what
-// follows '{' or ',' (after whitespace) and precedes ':'. In valid JSON no
-// number sits there, so valid input comes back as is (the same slice).
-func quoteBareKeys(b []byte) []byte {
-	var out []byte
-	last := 0
-	inStr, esc := false, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inStr {
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-			continue
-		}
-		if c == '"' {
-			inStr = true
-			continue
-		}
-		if c != '{' && c != ',' {
-			continue
-		}
-		j := skipSpace(b, i+1)
-		k := j
-		if k < len(b) && b[k] == '-' {
-			k++
-		}
-		for k < len(b) && b[k] >= '0' && b[k] <= '9' {
-			k++
-		}
-		if k == j || (k == j+1 && b[j] == '-') {
-			continue
-		}
-		if m := skipSpace(b, k); m >= len(b) || b[m] != ':' {
-			continue
-		}
-		out = append(out, b[last:j]...)
-		out = append(out, '"')
-		out = append(out, b[j:k]...)
-		out = append(out, '"')
-		last = k
-		i = k - 1
-	}
-	if out == nil {
-		return b
-	}
-	return append(out, b[last:]...)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/strata-mq/strata/remoting"
 )
 
 // clientRoute is what rocketmq-client-go keeps of a route.
@@ -219,12 +221,12 @@ func TestQuoteBareKeys(t *testing.T) {
 		{`{"s":"a\"{0:1"}`, `{"s":"a\"{0:1"}`},
 		{`[1,2,{-:1}]`, `[1,2,{-:1}]`},
 	} {
-		if got := string(quoteBareKeys([]byte(c.in))); got != c.want {
-			t.Errorf("quoteBareKeys(%s) = %s, want %s", c.in, got, c.want)
+		if got := string(remoting.QuoteBareKeys([]byte(c.in))); got != c.want {
+			t.Errorf("QuoteBareKeys(%s) = %s, want %s", c.in, got, c.want)
 		}
 	}
 	valid := []byte(sampleRouteJSON)
-	if got := quoteBareKeys(valid); &got[0] != &valid[0] {
+	if got := remoting.QuoteBareKeys(valid); &got[0] != &valid[0] {
 		t.Error("quoteBareKeys copied valid JSON")
 	}
 }
