@@ -200,14 +200,17 @@ func (b *Broker) appendAndRespond(req *remoting.Command, msgs []remoting.Message
 		b.log.Error("append failed", "err", err)
 		return errResponse(req, remoting.RespSystemError, "store: %v", err)
 	}
-	for i := range msgs {
-		t := msgs[i].Topic
-		if rt, ok := remoting.PropertyValue(msgs[i].Properties, remoting.PropRealTopic); ok && t == scheduleTopic {
-			t = string(rt)
-		}
-		b.metrics.msgsIn.WithLabelValues(t).Inc()
-		b.metrics.bytesIn.WithLabelValues(t).Add(float64(len(msgs[i].Body)))
+	// One request carries one topic (delayed messages: one real topic).
+	t := msgs[0].Topic
+	if rt, ok := remoting.PropertyValue(msgs[0].Properties, remoting.PropRealTopic); ok && t == scheduleTopic {
+		t = string(rt)
 	}
+	bodyBytes := 0
+	for i := range msgs {
+		bodyBytes += len(msgs[i].Body)
+	}
+	b.metrics.msgsIn.WithLabelValues(t).Add(float64(len(msgs)))
+	b.metrics.bytesIn.WithLabelValues(t).Add(float64(bodyBytes))
 	resp := remoting.NewResponse(req, code, remark)
 	var ids strings.Builder
 	for i := range msgs {

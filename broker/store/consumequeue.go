@@ -278,30 +278,6 @@ func (q *consumeQueue) writableFile(i int64) (*cqFile, error) {
 	return f, nil
 }
 
-// sync makes the written entries durable; it reports whether there was
-// anything to sync. With many dirty queues the caller prefers one syncfs.
-func (q *consumeQueue) syncFiles() error {
-	q.flushMu.Lock()
-	defer q.flushMu.Unlock()
-	q.mu.Lock()
-	dirty := q.dirty
-	q.dirty = false
-	files := append([]*cqFile(nil), q.files...)
-	q.mu.Unlock()
-	if !dirty {
-		return nil
-	}
-	for _, f := range files {
-		if err := fdatasync(f.f); err != nil {
-			q.mu.Lock()
-			q.dirty = true
-			q.mu.Unlock()
-			return err
-		}
-	}
-	return nil
-}
-
 // pending reports how many entries wait in memory, the log offset of the
 // first, and since when a checkpoint has seen them waiting (stamping now if
 // this is the first time).
