@@ -285,7 +285,7 @@ func (s *Store) storeTimeAt(off int64) (int64, error) {
 	if _, err := seg.r.ReadAt(b[:], off-seg.base); err != nil {
 		return 0, fmt.Errorf("store: read %s: %w", seg.path, err)
 	}
-	p := storeTsPos(int32(binary.BigEndian.Uint32(b[remoting.OffSysFlag:])))
+	p := remoting.StoreTimestampPos(int32(binary.BigEndian.Uint32(b[remoting.OffSysFlag:])))
 	return int64(binary.BigEndian.Uint64(b[p:])), nil
 }
 
@@ -339,8 +339,8 @@ func (s *Store) QueryByKey(topic, key string, max int, begin, end int64) ([][]by
 		if err != nil {
 			continue // truncated away, deleted, or a stale index entry
 		}
-		v, err := parseRecord(rec)
-		if err != nil || string(v.topic) != topic || !hasKey(v.props, key) || v.storeTs < begin || v.storeTs > end {
+		v, err := remoting.ParseRecordFields(rec)
+		if err != nil || string(v.Topic) != topic || !remoting.HasKey(v.Properties, key) || v.StoreTimestamp < begin || v.StoreTimestamp > end {
 			continue
 		}
 		out = append(out, rec)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/strata-mq/strata/remoting"
 )
 
 // recover rebuilds the in-memory state from disk: segments, consume queues,
@@ -183,36 +185,36 @@ func (s *Store) scan(ctx context.Context, start int64) (end, lastTs, scanned int
 // record does not continue its queue (a stale record from before an earlier
 // truncation): the log ends before it.
 func (s *Store) recoverRecord(rec []byte, off int64) (int64, bool) {
-	v, err := parseRecord(rec)
-	if err != nil || v.queueID < 0 || v.queueID >= MaxQueueID {
+	v, err := remoting.ParseRecordFields(rec)
+	if err != nil || v.QueueID < 0 || v.QueueID >= MaxQueueID {
 		s.log.Warn("recovery: record with inconsistent fields; truncating the log here", "offset", off)
 		return 0, false
 	}
-	q := s.lookupQueue(string(v.topic), v.queueID)
+	q := s.lookupQueue(string(v.Topic), v.QueueID)
 	if q == nil {
-		if q, err = s.createQueue(string(v.topic), v.queueID); err != nil {
+		if q, err = s.createQueue(string(v.Topic), v.QueueID); err != nil {
 			s.log.Warn("recovery: cannot open queue; truncating the log here", "offset", off, "err", err)
 			return 0, false
 		}
 	}
 	switch want := q.cq.maxOffset(); {
-	case v.queueOffset < want:
+	case v.QueueOffset < want:
 		// An offset its queue already holds: not a continuation of the log
 		// but a stale or forged record. The log ends before it.
 		s.log.Warn("recovery: record repeats an offset of its queue; truncating the log here",
-			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.queueOffset, "want", want)
+			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.QueueOffset, "want", want)
 		return 0, false
-	case v.queueOffset > want:
+	case v.QueueOffset > want:
 		// The consume queue lost entries (damaged or deleted) while the log,
 		// whose CRC and position check out, still has the record: re-base
 		// the queue on the log rather than drop the log.
 		s.log.Warn("recovery: consume queue is missing entries; re-basing it on the log",
-			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.queueOffset, "had", want)
+			"offset", off, "topic", q.topic.name, "queue", q.id, "queue_offset", v.QueueOffset, "had", want)
 		var err error
-		if gap := v.queueOffset - want; want > 0 && gap <= maxQueueGap {
-			q.cq.pad(v.queueOffset) // keep the entries it has; holes read as skipped
+		if gap := v.QueueOffset - want; want > 0 && gap <= maxQueueGap {
+			q.cq.pad(v.QueueOffset) // keep the entries it has; holes read as skipped
 		} else {
-			err = q.cq.rebase(v.queueOffset)
+			err = q.cq.rebase(v.QueueOffset)
 		}
 		if err != nil {
 			s.log.Error("recovery: cannot re-base consume queue; truncating the log here", "err", err)
@@ -220,7 +222,7 @@ func (s *Store) recoverRecord(rec []byte, off int64) (int64, bool) {
 		}
 	}
 	s.dispatchRecord(rec, off)
-	return v.storeTs, true
+	return v.StoreTimestamp, true
 }
 
 // maxQueueGap bounds how many lost consume-queue entries recovery fills

@@ -833,8 +833,8 @@ func FuzzRecovery(f *testing.F) {
 				binary.BigEndian.PutUint64(data[remoting.OffPhysicalOffset:], uint64(pos))
 			}
 			if mode&4 != 0 {
-				if v, err := parseRecord(data[:total]); err == nil {
-					q := qref{string(v.topic), v.queueID}
+				if v, err := remoting.ParseRecordFields(data[:total]); err == nil {
+					q := qref{string(v.Topic), v.QueueID}
 					qo := next[q]
 					if pos < last.end() && q == last.q {
 						qo-- // the last record is being overwritten
@@ -988,7 +988,7 @@ func snapshotQueues(t testing.TB, s *Store) map[qref][][]byte {
 	return out
 }
 
-// FuzzDecodeRecordFields: parseRecord never panics, and whatever it accepts
+// FuzzDecodeRecordFields: remoting.ParseRecordFields never panics, and whatever it accepts
 // has a topic and properties inside the record. Records it accepts that
 // carry the message magic also satisfy remoting.DecodeMessageExt, which the
 // pull path relies on.
@@ -1005,26 +1005,26 @@ func FuzzDecodeRecordFields(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := parseRecord(b)
+		v, err := remoting.ParseRecordFields(b)
 		if err != nil {
 			return
 		}
-		if len(v.topic) == 0 {
+		if len(v.Topic) == 0 {
 			t.Fatal("accepted an empty topic")
 		}
-		_ = tagHash(v.props)
-		forEachKey(v.props, func([]byte) {})
-		_ = hasKey(v.props, "k")
+		_ = remoting.PropsTagHash(v.Properties)
+		remoting.ForEachKey(v.Properties, func([]byte) {})
+		_ = remoting.HasKey(v.Properties, "k")
 		if binary.BigEndian.Uint32(b[4:]) != remoting.MessageMagic || remoting.RecordSize(b) != len(b) {
-			return // classify rejects these before parseRecord sees them
+			return // classify rejects these before ParseRecordFields sees them
 		}
 		m, err := remoting.DecodeMessageExt(b)
 		if err != nil {
-			t.Fatalf("parseRecord accepts a record DecodeMessageExt rejects: %v", err)
+			t.Fatalf("ParseRecordFields accepts a record DecodeMessageExt rejects: %v", err)
 		}
-		if m.Topic != string(v.topic) || m.QueueID != v.queueID || m.QueueOffset != v.queueOffset ||
-			m.StoreTimestamp != v.storeTs || !bytes.Equal(m.Properties, v.props) {
-			t.Fatalf("parseRecord and DecodeMessageExt disagree: %+v vs %+v", v, m)
+		if m.Topic != string(v.Topic) || m.QueueID != v.QueueID || m.QueueOffset != v.QueueOffset ||
+			m.StoreTimestamp != v.StoreTimestamp || !bytes.Equal(m.Properties, v.Properties) {
+			t.Fatalf("ParseRecordFields and DecodeMessageExt disagree: %+v vs %+v", v, m)
 		}
 	})
 }

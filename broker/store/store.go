@@ -590,32 +590,32 @@ func (s *Store) dispatchBuf(b *wbuf, n int) {
 // dispatchRecord adds the consume-queue and index entries of one record.
 // Records come in log order, so each queue's entries come in offset order.
 func (s *Store) dispatchRecord(rec []byte, off int64) {
-	v, err := parseRecord(rec)
+	v, err := remoting.ParseRecordFields(rec)
 	if err != nil {
 		s.log.Error("dispatch: unparsable record", "offset", off, "err", err)
 		return
 	}
 	s.qmu.RLock()
-	t := s.topics[string(v.topic)]
+	t := s.topics[string(v.Topic)]
 	var q *queue
-	if t != nil && v.queueID >= 0 && int(v.queueID) < len(t.queues) {
-		q = t.queues[v.queueID]
+	if t != nil && v.QueueID >= 0 && int(v.QueueID) < len(t.queues) {
+		q = t.queues[v.QueueID]
 	}
 	s.qmu.RUnlock()
 	if q == nil {
-		s.log.Error("dispatch: record for unknown queue", "offset", off, "topic", string(v.topic), "queue", v.queueID)
+		s.log.Error("dispatch: record for unknown queue", "offset", off, "topic", string(v.Topic), "queue", v.QueueID)
 		return
 	}
-	q.cq.append(Entry{LogOffset: off, Size: int32(len(rec)), TagHash: tagHash(v.props)})
+	q.cq.append(Entry{LogOffset: off, Size: int32(len(rec)), TagHash: remoting.PropsTagHash(v.Properties)})
 	if s.idxPaused && time.Now().After(s.idxRetryAt) {
 		s.idxPaused = false
 	}
 	if !s.idxPaused {
-		forEachKey(v.props, func(k []byte) {
+		remoting.ForEachKey(v.Properties, func(k []byte) {
 			if s.idxPaused {
 				return
 			}
-			if err := s.idx.add(t.name, k, off, v.storeTs); err != nil {
+			if err := s.idx.add(t.name, k, off, v.StoreTimestamp); err != nil {
 				// Most likely a full disk: stop trying for a while rather
 				// than fail (and log) once per key.
 				s.idxPaused, s.idxRetryAt = true, time.Now().Add(time.Second)
