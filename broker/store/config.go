@@ -114,6 +114,17 @@ type Config struct {
 	RetentionBytes int64
 	RetentionAge   time.Duration
 	CanDelete      func(SegmentInfo) bool
+	// StartOffset is the log offset of the first segment when the store
+	// holds none: a broker rebuilt from the cold tier continues the log after
+	// the last offloaded segment, so log offsets (and offset message ids)
+	// never repeat. It must be a multiple of 64 KiB. Ignored once the store
+	// has segments.
+	StartOffset int64
+	// QueueStart, if set, gives the first offset of a queue the store has
+	// never held (a queue whose history lives only in the cold tier), so its
+	// offsets continue after the offloaded ones. It is called with the
+	// store's append lock held and must not block.
+	QueueStart func(topic string, queueID int32) int64
 	// StoreHost is written into every record's STOREHOST field.
 	StoreHost netip.AddrPort
 	// Logger receives the store's logs. Default slog.Default().
@@ -139,6 +150,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SegmentSize < maxAlign || c.SegmentSize%maxAlign != 0 {
 		return fmt.Errorf("store: segment size %d must be a multiple of 64 KiB", c.SegmentSize)
+	}
+	if c.StartOffset < 0 || c.StartOffset%maxAlign != 0 {
+		return fmt.Errorf("store: start offset %d must be a non-negative multiple of 64 KiB", c.StartOffset)
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = 200 * time.Millisecond

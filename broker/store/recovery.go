@@ -40,7 +40,7 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 	}
-	start := int64(0)
+	start := s.cfg.StartOffset // an empty store continues the cold tier's log
 	if len(s.segs) > 0 {
 		start = s.segs[0].base
 	}

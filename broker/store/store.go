@@ -490,6 +490,14 @@ func (s *Store) createQueue(topic string, id int32) (*queue, error) {
 		cq.close()
 		return q, nil
 	}
+	if cq.count == 0 && s.cfg.QueueStart != nil {
+		if n := s.cfg.QueueStart(topic, id); n > 0 {
+			if err := cq.rebase(n); err != nil {
+				cq.close()
+				return nil, fmt.Errorf("store: start consume queue %s/%d at %d: %w", topic, id, n, err)
+			}
+		}
+	}
 	q := &queue{topic: t, id: id, cq: cq, next: cq.count}
 	t.queues[id] = q
 	return q, nil

@@ -314,3 +314,63 @@ func TestDeleteSegmentsOnlyWhenAllowedAndCheckpointed(t *testing.T) {
 		t.Fatalf("after delete: %d messages from %d", len(msgs), msgs[0].QueueOffset)
 	}
 }
+
+// TestStartOffsetAndQueueStart: an empty store told where the cold tier ends
+// continues the log and each queue after it, and keeps doing so after a
+// restart (the disk now decides).
+func TestStartOffsetAndQueueStart(t *testing.T) {
+	dir := t.TempDir()
+	starts := map[string]int64{"T/0": 1000}
+	cfg := Config{
+		Dir:            dir,
+		SegmentSize:    1 << 20,
+		MaxMessageSize: 64 << 10,
+		StartOffset:    5 << 20,
+		QueueStart: func(topic string, id int32) int64 {
+			return starts[fmt.Sprintf("%s/%d", topic, id)]
+		},
+	}
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []remoting.MessageExt{testMsg("T", 0, 1, 10), testMsg("T", 1, 2, 10)}
+	if err := s.Append(context.Background(), msgs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(context.Background(), msgs[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].QueueOffset != 1000 || msgs[1].QueueOffset != 0 {
+		t.Fatalf("queue offsets %d, %d; want 1000, 0", msgs[0].QueueOffset, msgs[1].QueueOffset)
+	}
+	if msgs[0].PhysicalOffset != 5<<20 {
+		t.Fatalf("log offset %d; want %d", msgs[0].PhysicalOffset, 5<<20)
+	}
+	if got := s.MinOffset("T", 0); got != 1000 {
+		t.Fatalf("MinOffset = %d, want 1000", got)
+	}
+	r, err := s.Get("T", 0, 1000, 10, 1<<20, nil)
+	if err != nil || r.Status != Found || len(r.Records) != 1 {
+		t.Fatalf("Get: %v %v %d", err, r.Status, len(r.Records))
+	}
+	if r, _ := s.Get("T", 0, 5, 10, 1<<20, nil); r.Status != OffsetTooSmall {
+		t.Fatalf("Get below the start: %v, want OffsetTooSmall", r.Status)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StartOffset, cfg.QueueStart = 0, nil
+	s, err = Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := []remoting.MessageExt{testMsg("T", 0, 3, 10)}
+	if err := s.Append(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if m[0].QueueOffset != 1001 || m[0].PhysicalOffset <= 5<<20 {
+		t.Fatalf("after restart: queue offset %d log offset %d", m[0].QueueOffset, m[0].PhysicalOffset)
+	}
+}
