@@ -1,0 +1,12 @@
+package miniotest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent makes the kernel kill the server if the test binary dies
+// without running its cleanups (a -timeout panic, a crash, kill -9).
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
