@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/cache"
 	"github.com/strata-mq/strata/remoting"
+	"github.com/strata-mq/strata/tier"
 )
 
 // Config configures a Broker. Zero values mean the documented defaults.
@@ -63,6 +65,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives the broker's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// Tier, if its Store is set, offloads sealed segments to object storage
+	// and serves the offloaded history.
+	Tier TierConfig
 }
 
 func (c *Config) setDefaults() error {
@@ -125,6 +130,11 @@ type Broker struct {
 	regKick  chan struct{}
 	ns       nameServers
 	metrics  *metrics
+
+	tier         *tier.Tier   // nil without a cold tier
+	cache        *cache.Cache // the tier's block cache
+	hotRetention HotRetention
+	retKick      chan struct{}
 }
 
 // New opens the broker's store and configuration. Call Serve or Start to
@@ -134,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker", "broker", cfg.BrokerName),
-		quit: make(chan struct{}), regKick: make(chan struct{}, 1)}
+		quit: make(chan struct{}), regKick: make(chan struct{}, 1), retKick: make(chan struct{}, 1)}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
 		adv = cfg.Listen
@@ -149,6 +159,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	sc.Dir = filepath.Join(cfg.DataDir, "store")
 	sc.StoreHost = ap
 	sc.Logger = cfg.Logger
+	if seg := sc.SegmentSize; seg > 0 && int64(cfg.MaxMessageSize)+64<<10 > seg/2 {
+		// Small segments (tests, tiny deployments): a message must fit in a
+		// segment with room to spare.
+		cfg.MaxMessageSize = int(seg / 4)
+		b.cfg.MaxMessageSize = cfg.MaxMessageSize
+		b.log.Warn("segment size is small: messages are limited to a quarter of it", "segment_size", seg, "max_message_size", cfg.MaxMessageSize)
+	}
 	if sc.MaxMessageSize == 0 {
 		sc.MaxMessageSize = cfg.MaxMessageSize + 64<<10
 	}
@@ -162,7 +179,13 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.clients = NewClientRegistry()
 	b.locks = NewLockManager(0)
+	if cfg.Tier.Store != nil {
+		if err := b.setupTier(ctx, &sc); err != nil {
+			return nil, err
+		}
+	}
 	if b.store, err = store.Open(ctx, sc); err != nil {
+		b.closeTier()
 		return nil, err
 	}
 	b.sched = newScheduler(b)
@@ -230,6 +253,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 		b.wg.Add(1)
 		go b.backgroundLoop()
 		b.sched.start()
+		b.startTier()
 	}
 	srv := b.srv
 	b.mu.Unlock()
@@ -270,6 +294,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if err := b.offsets.Flush(); err != nil {
 		errs = append(errs, err)
 	}
+	b.closeTier()
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -383,6 +408,8 @@ func (b *Broker) handler(code int16) handlerFunc {
 		return b.handleAllTopicConfig
 	case remoting.ReqUpdateBrokerConfig, remoting.ReqPutKVConfig:
 		return b.handleConfigChange
+	case remoting.ReqGetTierStatus:
+		return b.handleTierStatus
 	}
 	return nil
 }

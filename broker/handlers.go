@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -47,7 +48,7 @@ func (b *Broker) handleQueryOffset(c *remoting.Conn, req *remoting.Command) *rem
 	// the timestamp on young queues (apache/rocketmq#2286). Its retry
 	// topic still starts at 0: nothing in it predates the group.
 	fromTime := b.clients.ConsumeFromWhere(group) == "CONSUME_FROM_TIMESTAMP" && !IsRetryTopic(topic)
-	if b.store.MinOffset(topic, q) == 0 && !fromTime {
+	if b.minOffset(topic, q) == 0 && !fromTime {
 		return okResponse(req, map[string]string{"offset": "0"}, nil)
 	}
 	return errResponse(req, remoting.RespQueryNotFound, "no offset stored for group %s on %s/%d", group, topic, q)
@@ -77,7 +78,7 @@ func (b *Broker) handleSearchOffset(c *remoting.Conn, req *remoting.Command) *re
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
-	off, err := b.store.OffsetForTime(topic, q, ts)
+	off, err := b.offsetForTime(context.Background(), topic, q, ts)
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "search %s/%d by time: %v", topic, q, err)
 	}
@@ -89,7 +90,7 @@ func (b *Broker) handleMaxOffset(c *remoting.Conn, req *remoting.Command) *remot
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
-	return okResponse(req, map[string]string{"offset": strconv.FormatInt(b.store.MaxOffset(topic, q), 10)}, nil)
+	return okResponse(req, map[string]string{"offset": strconv.FormatInt(b.maxOffset(topic, q), 10)}, nil)
 }
 
 func (b *Broker) handleMinOffset(c *remoting.Conn, req *remoting.Command) *remoting.Command {
@@ -97,7 +98,7 @@ func (b *Broker) handleMinOffset(c *remoting.Conn, req *remoting.Command) *remot
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
-	return okResponse(req, map[string]string{"offset": strconv.FormatInt(b.store.MinOffset(topic, q), 10)}, nil)
+	return okResponse(req, map[string]string{"offset": strconv.FormatInt(b.minOffset(topic, q), 10)}, nil)
 }
 
 func (b *Broker) handleEarliestTime(c *remoting.Conn, req *remoting.Command) *remoting.Command {
@@ -183,7 +184,7 @@ func (b *Broker) handleQueryMessage(c *remoting.Conn, req *remoting.Command) *re
 	if err != nil || end <= 0 {
 		end = 1<<63 - 1
 	}
-	recs, err := b.store.QueryByKey(topic, key, int(min(maxNum, 64)), begin, end)
+	recs, err := b.queryByKey(context.Background(), topic, key, int(min(maxNum, 64)), begin, end)
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "query %s by key: %v", topic, err)
 	}
@@ -205,7 +206,7 @@ func (b *Broker) handleViewMessage(c *remoting.Conn, req *remoting.Command) *rem
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
-	rec, err := b.store.ReadAt(off)
+	rec, err := b.readAt(context.Background(), off)
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "no message at commit-log offset %d: %v", off, err)
 	}

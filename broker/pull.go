@@ -117,6 +117,12 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 		b.log.Error("pull failed", "topic", h.topic, "queue", h.queueID, "offset", h.offset, "err", err)
 		return errResponse(req, remoting.RespSystemError, "read %s/%d at %d: %v", h.topic, h.queueID, h.offset, err), false
 	}
+	if b.tier != nil {
+		switch r.Status {
+		case store.OffsetTooSmall, store.NoMatchedQueue, store.NoMessageInQueue, store.MessageRemoved:
+			return b.coldPull(req, h, match, r)
+		}
+	}
 	code := remoting.RespSuccess
 	next := r.NextOffset
 	switch r.Status {

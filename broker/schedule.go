@@ -185,7 +185,7 @@ func (b *Broker) handleSendBack(c *remoting.Conn, req *remoting.Command) *remoti
 	if err != nil || maxTimes <= 0 {
 		maxTimes = 16
 	}
-	rec, err := b.store.ReadAt(off)
+	rec, err := b.readAt(context.Background(), off)
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "no message at commit-log offset %d: %v", off, err)
 	}

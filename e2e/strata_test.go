@@ -103,6 +103,7 @@ type strata struct {
 	http    string // ip:port of /healthz and /metrics
 	logPath string
 	extra   []string
+	env     []string // added to the child's environment
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -133,10 +134,18 @@ func newStrata(name, dir string, extra ...string) (*strata, error) {
 // its log checked for panics and data races) when the test ends.
 func startStrata(t testing.TB, extra ...string) *strata {
 	t.Helper()
+	return startStrataEnv(t, nil, extra...)
+}
+
+// startStrataEnv is startStrata with variables added to the server's
+// environment.
+func startStrataEnv(t testing.TB, env []string, extra ...string) *strata {
+	t.Helper()
 	s, err := newStrata(t.Name(), t.TempDir(), extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.env = env
 	t.Cleanup(func() {
 		if s.running() {
 			if code, err := s.stop(15 * time.Second); err != nil || code != 0 {
@@ -180,7 +189,7 @@ func (s *strata) start() error {
 	}, s.extra...)
 	cmd := exec.Command(strataBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0")
+	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), s.env...)
 	// The child must not outlive the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

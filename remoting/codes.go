@@ -67,6 +67,9 @@ const (
 	ReqGetBrokerClusterInfo int16 = 106
 	// ReqGetAllTopicListFromNameServer returns every topic a name server knows.
 	ReqGetAllTopicListFromNameServer int16 = 206
+	// ReqGetTierStatus is a Strata extension: a broker's cold-tier status
+	// (JSON body). Codes from 30000 are Strata's own; RocketMQ uses none.
+	ReqGetTierStatus int16 = 30001
 	// ReqDeleteTopicInBroker deletes a topic on a broker.
 	ReqDeleteTopicInBroker int16 = 215
 	// ReqDeleteTopicInNameSrv deletes a topic's routes on a name server.
@@ -165,6 +168,7 @@ const (
 )
 
 var requestCodeNames = map[int16]string{
+	ReqGetTierStatus:                 "STRATA_GET_TIER_STATUS",
 	ReqSendMessage:                   "SEND_MESSAGE",
 	ReqPullMessage:                   "PULL_MESSAGE",
 	ReqQueryMessage:                  "QUERY_MESSAGE",

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/remoting"
@@ -24,14 +25,14 @@ commands:
   topic list [--all] list topics (--all includes system topics: TBW102, %RETRY%…)
   topic describe --topic T
                      the topic's brokers and each queue's min/max offsets
-  tier status        the cold tier (not built yet)
+  tier status [--cluster C] [--all]
+                     each broker's cold tier: objects, bytes, upload lag,
+                     last error, and per queue the cold and hot ranges
+                     (--all includes system topics)
 
 Each command takes --namesrv (default 127.0.0.1:9876, or STRATA_NAMESRV).
 Brokers accept topic changes from loopback peers only until ACLs exist.
 `
-
-// errNoTier is the answer of 'admin tier status' until the cold tier exists.
-var errNoTier = errors.New("admin tier status: the cold tier is not built yet (tiered storage comes with a later issue): there is nothing to report")
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) >= 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -50,7 +51,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "topic describe":
 		return adminTopicDescribe(ctx, args[2:], stdout, stderr)
 	case "tier status":
-		return errNoTier
+		return adminTierStatus(ctx, args[2:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "strata admin: unknown command %q\n\n%s", strings.Join(args[:2], " "), adminUsage)
 	return fmt.Errorf("%w: unknown admin command %q", errUsage, strings.Join(args[:2], " "))
@@ -197,4 +198,69 @@ func permString(p int) string {
 		s = "-"
 	}
 	return s
+}
+
+func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := adminTopicConfig{ToolConfig: defaultClientConfig()}
+	fs := newAdminFlags("tier status", stderr)
+	if err := parseToolFlags(&c, fs, args, func(fs *flag.FlagSet) {
+		c.flags(fs)
+		fs.StringVar(&c.Cluster, "cluster", c.Cluster, "only brokers of this cluster")
+		fs.BoolVar(&c.All, "all", c.All, "include system topics (TBW102, %RETRY%…, %DLQ%…)")
+	}); err != nil {
+		return err
+	}
+	cl, err := c.newClient(stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ci, err := cl.ClusterInfo(ctx)
+	if err != nil {
+		return explain(err, &c.ToolConfig, "")
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(ci.Brokers)) {
+		bd := ci.Brokers[name]
+		if c.Cluster != "" && bd.Cluster != c.Cluster {
+			continue
+		}
+		addr := bd.LeaderAddr()
+		if addr == "" {
+			continue
+		}
+		st, err := cl.TierStatus(ctx, addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker %s (%s): %w", name, addr, err))
+			continue
+		}
+		fmt.Fprintf(stdout, "broker %s (cluster %s, %s)\n", name, st.Cluster, addr)
+		if !st.Enabled || st.Tier == nil {
+			fmt.Fprintln(stdout, "  cold tier: off (no --tier)")
+		} else {
+			t := st.Tier
+			fmt.Fprintf(stdout, "  cold tier: %d objects, %d bytes, log offloaded up to %d; ready=%v\n", t.Objects, t.Bytes, t.EndOffset, t.Ready)
+			fmt.Fprintf(stdout, "  upload lag: %d segments, %d bytes; cache hit ratio %.2f\n", t.PendingSegments, t.PendingBytes, t.CacheHitRatio)
+			if t.LastError != "" {
+				fmt.Fprintf(stdout, "  last error (%s): %s\n", t.LastErrorAt.Format(time.RFC3339), t.LastError)
+			}
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TOPIC\tQUEUE\tCOLD\tHOT")
+		for _, q := range st.Queues {
+			if !c.All && client.IsSystemTopic(q.Topic) {
+				continue
+			}
+			cold, hot := "-", "-"
+			if q.ColdNext > q.ColdFirst {
+				cold = fmt.Sprintf("[%d, %d)", q.ColdFirst, q.ColdNext)
+			}
+			if q.HotMax > q.HotMin {
+				hot = fmt.Sprintf("[%d, %d)", q.HotMin, q.HotMax)
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", q.Topic, q.QueueID, cold, hot)
+		}
+		tw.Flush()
+	}
+	return errors.Join(errs...)
 }

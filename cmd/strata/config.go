@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/strata-mq/strata/broker"
 )
 
 // byteSize is a size flag: a number of bytes with an optional unit
@@ -55,6 +58,30 @@ func (b byteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
+}
+
+// parseHotRetention parses --hot-retention: `0`, a size (`10GiB`), a
+// share of the data disk (`80%`) or an age (`24h`).
+func parseHotRetention(s string) (broker.HotRetention, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return broker.HotRetention{}, nil
+	}
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v <= 0 || v > 100 {
+			return broker.HotRetention{}, fmt.Errorf("%q: a percentage must be in (0, 100]", s)
+		}
+		return broker.HotRetention{Percent: v}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return broker.HotRetention{Age: d}, nil
+	}
+	n, err := parseByteSize(s)
+	if err != nil {
+		return broker.HotRetention{}, fmt.Errorf("%q: want 0, a size (10GiB), a percentage (80%%) or a duration (24h)", s)
+	}
+	return broker.HotRetention{Bytes: n}, nil
 }
 
 // parseConfig fills cfg from defaults (already in cfg), then STRATA_*

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/broker/store"
 	"github.com/strata-mq/strata/namesrv"
+	"github.com/strata-mq/strata/tier/storeurl"
 )
 
 // serverConfig is the configuration of the server commands (the
@@ -40,6 +42,9 @@ type serverConfig struct {
 	Advertise        string        `env:"ADVERTISE"`
 	AutoCreateTopics bool          `env:"AUTO_CREATE_TOPICS"`
 	LogLevel         string        `env:"LOG_LEVEL"`
+	Tier             string        `env:"TIER"`
+	HotRetention     string        `env:"HOT_RETENTION"`
+	CacheSize        byteSize      `env:"CACHE_SIZE"`
 }
 
 func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
@@ -55,6 +60,9 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "ip:port clients dial (default: --listen, 0.0.0.0 as 127.0.0.1)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create topics on first send")
+	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
+	fs.StringVar(&c.HotRetention, "hot-retention", c.HotRetention, "keep offloaded segments locally up to this size (10GiB), share of the disk (80%) or age (24h); 0 deletes them once offloaded")
+	fs.Var(&c.CacheSize, "cache-size", "bytes of decompressed cold blocks kept in memory")
 }
 
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
@@ -67,6 +75,7 @@ func defaultServerConfig(standalone bool) serverConfig {
 		DataDir: "./strata-data", Listen: ":10911", NamesrvListen: ":9876", Namesrv: "127.0.0.1:9876",
 		HTTPListen: "127.0.0.1:8080", SegmentSize: 1 << 30, Flush: "sync", SegmentMaxAge: 10 * time.Minute,
 		Role: "leader", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
+		HotRetention: "80%", CacheSize: 512 << 20,
 	}
 	if standalone {
 		c.Listen, c.NamesrvListen, c.AutoCreateTopics = "127.0.0.1:10911", "127.0.0.1:9876", true
@@ -92,7 +101,7 @@ func splitAddrs(s string) []string {
 	return out
 }
 
-func (c *serverConfig) brokerConfig(log *slog.Logger, reg prometheus.Registerer) (broker.Config, error) {
+func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg prometheus.Registerer, standalone bool) (broker.Config, error) {
 	if c.Role != "leader" {
 		return broker.Config{}, fmt.Errorf("--role %q is not available yet: only leader (replication and tier readers are later issues)", c.Role)
 	}
@@ -100,12 +109,33 @@ func (c *serverConfig) brokerConfig(log *slog.Logger, reg prometheus.Registerer)
 	if err != nil {
 		return broker.Config{}, err
 	}
-	return broker.Config{
+	bc := broker.Config{
 		DataDir: c.DataDir, Listen: c.Listen, AdvertiseAddr: c.Advertise, ClusterName: c.Cluster,
 		BrokerName: c.BrokerName, BrokerID: c.BrokerID, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
 		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
-	}, nil
+	}
+	tierURL := c.Tier
+	if tierURL == "" && standalone {
+		abs, err := filepath.Abs(filepath.Join(c.DataDir, "tier"))
+		if err != nil {
+			return broker.Config{}, err
+		}
+		tierURL = "file://" + abs
+	}
+	if tierURL != "" && tierURL != "none" {
+		hr, err := parseHotRetention(c.HotRetention)
+		if err != nil {
+			return broker.Config{}, fmt.Errorf("--hot-retention: %w", err)
+		}
+		objs, prefix, err := storeurl.Open(ctx, tierURL)
+		if err != nil {
+			return broker.Config{}, fmt.Errorf("--tier: %w", err)
+		}
+		bc.Tier = broker.TierConfig{Store: objs, Prefix: prefix, HotRetention: hr, CacheSize: int64(c.CacheSize)}
+		log.Info("cold tier", "url", tierURL, "hot_retention", c.HotRetention, "cache_size", c.CacheSize.String())
+	}
+	return bc, nil
 }
 
 func runStandalone(ctx context.Context, args []string, stderr io.Writer) error {
@@ -172,7 +202,7 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 	}
 	var b *broker.Broker
 	if withBroker {
-		bc, err := c.brokerConfig(log, reg)
+		bc, err := c.brokerConfig(ctx, log, reg, withNamesrv)
 		if err != nil {
 			shutdownAll(ns, nil, log)
 			return err

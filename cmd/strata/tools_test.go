@@ -262,7 +262,7 @@ func TestToolsErrors(t *testing.T) {
 		{[]string{"admin", "topic", "list", "--namesrv", dead}, false, "cannot reach the name server"},
 		{[]string{"admin", "topic", "create", "--topic", "t", "--namesrv", dead}, false, "cannot reach the name server"},
 		{[]string{"admin", "topic", "create", "--topic", "bad topic", "--namesrv", ns}, false, "not allowed"},
-		{[]string{"admin", "tier", "status"}, false, "cold tier is not built yet"},
+		{[]string{"admin", "tier", "status", "--namesrv", dead}, false, "cannot reach the name server"},
 		{[]string{"produce"}, true, "--topic is required"},
 		{[]string{"produce", "--topic", "t", "--count", "-1"}, true, "--count"},
 		{[]string{"consume", "--topic", "t"}, true, "--group is required"},

@@ -1,0 +1,442 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/cache"
+	"github.com/strata-mq/strata/remoting"
+	"github.com/strata-mq/strata/tier"
+)
+
+// TierConfig configures the broker's cold tier.
+type TierConfig struct {
+	// Store holds segment objects and the manifest.
+	Store tier.ObjectStore
+	// Prefix is the key prefix inside Store; objects go under
+	// <Prefix>/<cluster>/<broker>/.
+	Prefix string
+	// HotRetention decides how long offloaded segments stay on local disk.
+	HotRetention HotRetention
+	// CacheSize bounds the decompressed cold blocks kept in memory.
+	// Default 512 MiB.
+	CacheSize int64
+	// ManifestWait is how long a broker starting with an empty data
+	// directory waits for the cold tier's manifest (it must know where the
+	// offloaded history ends before it writes anything). Default 60s.
+	ManifestWait time.Duration
+	// Tier tunes the cold tier itself (upload concurrency, block size,
+	// read timeout); Store, Root, StagingDir, Cache and the callbacks are set
+	// by the broker.
+	Tier tier.Config
+}
+
+// HotRetention is how long offloaded segments stay on local disk: while the
+// log is under Bytes (or Percent of the data disk), or younger than Age.
+// Zero deletes a segment as soon as it is offloaded.
+type HotRetention struct {
+	Bytes   int64
+	Percent float64
+	Age     time.Duration
+}
+
+// setupTier prepares the cold tier before the store opens: it loads the
+// manifest (insisting on it when the data directory is empty, since the log
+// must continue after the offloaded history) and wires the store's seal,
+// retention and queue-start hooks to it.
+func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
+	tc := b.cfg.Tier
+	if tc.CacheSize <= 0 {
+		tc.CacheSize = 512 << 20
+	}
+	if tc.ManifestWait <= 0 {
+		tc.ManifestWait = 60 * time.Second
+	}
+	b.cache = cache.New(cache.Config{MaxBytes: tc.CacheSize, Logger: b.cfg.Logger})
+	cfg := tc.Tier
+	cfg.Store = tc.Store
+	cfg.Root = strings.Trim(strings.Join([]string{strings.Trim(tc.Prefix, "/"), b.cfg.ClusterName, b.cfg.BrokerName}, "/"), "/")
+	cfg.StagingDir = filepath.Join(b.cfg.DataDir, "tier-staging")
+	cfg.Cache = b.cache
+	cfg.Logger = b.cfg.Logger
+	cfg.Metrics = b.cfg.Metrics
+	cfg.LocalSegment = b.localSegment
+	cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
+	fresh := storeIsEmpty(sc.Dir)
+	t, err := tier.New(ctx, cfg)
+	if t == nil {
+		return err
+	}
+	b.tier = t
+	if b.cfg.Metrics != nil {
+		if err := b.cache.RegisterMetrics(b.cfg.Metrics); err != nil {
+			return err
+		}
+	}
+	if err != nil && fresh {
+		// An empty disk: only the manifest says where the log continues.
+		deadline := time.Now().Add(tc.ManifestWait)
+		for attempt := 1; err != nil; attempt++ {
+			if time.Now().After(deadline) {
+				t.Close()
+				return fmt.Errorf("broker: the data directory is empty and the cold tier's manifest cannot be read, "+
+					"so the broker cannot know where its history ends (fix the tier and start again): %w", err)
+			}
+			b.log.Warn("waiting for the cold tier manifest before starting on an empty data directory", "err", err)
+			select {
+			case <-ctx.Done():
+				t.Close()
+				return ctx.Err()
+			case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
+			}
+			_, err = t.Manifest()
+			if err != nil {
+				err = t.Reload(ctx)
+			}
+		}
+	} else if err != nil {
+		b.log.Error("cold tier unavailable at start; offload stays pending and retries", "err", err)
+	}
+	if m, err := t.Manifest(); err == nil && fresh && m.Len() > 0 {
+		sc.StartOffset = m.EndOffset()
+		b.log.Info("rebuilding from the cold tier: the log continues after the offloaded history",
+			"segments", m.Len(), "log_offset", m.EndOffset(), "queues", len(m.Queues()))
+	}
+	sc.QueueStart = func(topic string, id int32) int64 {
+		_, next, ok := t.Bounds(topic, id)
+		if !ok {
+			return 0
+		}
+		return next
+	}
+	sc.OnSeal = func(info store.SegmentInfo) {
+		t.Offload(tier.SegmentFile{Base: info.Base, Size: info.Size, Path: info.Path})
+	}
+	hr := tc.HotRetention
+	if hr.Percent > 0 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(b.cfg.DataDir, &st); err == nil {
+			hr.Bytes = int64(float64(st.Blocks) * float64(st.Bsize) * hr.Percent / 100)
+		}
+	}
+	b.hotRetention = hr
+	sc.RetentionBytes, sc.RetentionAge = hr.Bytes, hr.Age
+	sc.CanDelete = func(info store.SegmentInfo) bool { return t.Offloaded(info.Base) }
+	return nil
+}
+
+// startTier runs once the store is open: queue the sealed segments not yet
+// offloaded, recreate topics known only to the cold tier (after a rebuild),
+// and start the offloader and the retention loop.
+func (b *Broker) startTier() {
+	if b.tier == nil {
+		return
+	}
+	for _, sg := range b.store.Segments() {
+		if sg.Sealed {
+			b.tier.Offload(tier.SegmentFile{Base: sg.Base, Size: sg.Size, Path: sg.Path})
+		}
+	}
+	if m, err := b.tier.Manifest(); err == nil {
+		queues := map[string]int{}
+		for _, q := range m.Queues() {
+			queues[q.Topic] = max(queues[q.Topic], int(q.QueueID)+1)
+		}
+		for name, n := range queues {
+			if _, ok := b.topics.Get(name); ok {
+				continue
+			}
+			tc := TopicConfig{Name: name, ReadQueues: n, WriteQueues: n, Perm: int(remoting.PermReadWrite)}
+			if err := b.topics.CreateOrUpdate(tc); err != nil {
+				b.log.Warn("recreate topic from the cold tier", "topic", name, "err", err)
+			}
+		}
+	}
+	b.tier.Start()
+	b.wg.Add(1)
+	go b.retentionLoop()
+}
+
+// retentionLoop deletes offloaded segments that hot retention no longer
+// keeps. With retention 0 that is every offloaded segment, as soon as the
+// store's checkpoint covers it; otherwise the store's own retention (by
+// bytes or age, gated by Offloaded) does the work and this loop only nudges.
+func (b *Broker) retentionLoop() {
+	defer b.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case <-tick.C:
+		case <-b.retKick:
+		}
+		if b.hotRetention != (HotRetention{}) {
+			continue
+		}
+		n, err := b.store.DeleteSegments(func(info store.SegmentInfo) bool { return b.tier.Offloaded(info.Base) })
+		if err != nil {
+			b.log.Warn("delete offloaded segments", "err", err)
+		} else if n > 0 {
+			b.log.Debug("deleted offloaded segments from the hot tier", "count", n)
+		}
+	}
+}
+
+func (b *Broker) kickRetention() {
+	select {
+	case b.retKick <- struct{}{}:
+	default:
+	}
+}
+
+// localSegment finds a sealed segment on local disk (the tier re-uploads a
+// corrupt object from it).
+func (b *Broker) localSegment(base int64) (tier.SegmentFile, bool) {
+	if b.store == nil {
+		return tier.SegmentFile{}, false
+	}
+	for _, sg := range b.store.Segments() {
+		if sg.Base == base && sg.Sealed {
+			return tier.SegmentFile{Base: sg.Base, Size: sg.Size, Path: sg.Path}, true
+		}
+	}
+	return tier.SegmentFile{}, false
+}
+
+// storeIsEmpty reports whether the store directory holds no commit log.
+func storeIsEmpty(dir string) bool {
+	ents, err := os.ReadDir(filepath.Join(dir, "commitlog"))
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if !e.IsDir() && len(e.Name()) == 20 {
+			return false
+		}
+	}
+	return true
+}
+
+// closeTier stops the offloader and releases the block cache.
+func (b *Broker) closeTier() {
+	if b.tier != nil {
+		b.tier.Close()
+	}
+	if b.cache != nil {
+		b.cache.Close()
+	}
+}
+
+// Tier returns the broker's cold tier, or nil (tests, tools).
+func (b *Broker) Tier() *tier.Tier { return b.tier }
+
+// coldPull serves a pull the hot tier cannot (the offset precedes the hot
+// tier, or the queue exists only in the cold tier). It returns nil when the
+// cold tier does not hold the offset either.
+func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64) bool, hot store.GetResult) (*remoting.Command, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.MaxPullHold)
+	defer cancel()
+	stream := h.group + "\x00" + h.topic + "\x00" + strconv.Itoa(int(h.queueID))
+	cr, err := b.tier.Read(ctx, h.topic, h.queueID, h.offset, int(h.maxMsgs), maxPullBytes, match, stream)
+	if err != nil {
+		b.log.Warn("cold read failed", "topic", h.topic, "queue", h.queueID, "offset", h.offset, "err", err)
+		code := remoting.RespSystemError
+		if errors.Is(err, tier.ErrUnavailable) || errors.Is(err, tier.ErrNotReady) || errors.Is(err, context.DeadlineExceeded) {
+			code = remoting.RespSystemBusy
+		}
+		return errResponse(req, code, "cold tier read of %s/%d at %d failed, retry later: %v", h.topic, h.queueID, h.offset, err), false
+	}
+	hotHas := hot.MaxOffset > 0 && hot.Status != store.NoMatchedQueue && hot.Status != store.NoMessageInQueue
+	minOff, maxOff := cr.First, max(hot.MaxOffset, cr.Next)
+	if cr.Status == tier.ReadNotCold && cr.Next == 0 && cr.First == 0 {
+		minOff = hot.MinOffset // the cold tier has nothing of this queue
+	}
+	code, next := remoting.RespSuccess, cr.NextOffset
+	switch cr.Status {
+	case tier.ReadFound:
+	case tier.ReadNoMatch:
+		code = remoting.RespPullRetryImmediately
+	case tier.ReadTooSmall:
+		code = remoting.RespPullOffsetMoved
+	case tier.ReadNotCold:
+		switch {
+		case hotHas && h.offset < hot.MinOffset:
+			// Between the cold and hot ranges (history lost before a tier
+			// existed): skip to the hot tier.
+			code, next = remoting.RespPullOffsetMoved, hot.MinOffset
+		case h.offset == maxOff:
+			code, next = remoting.RespPullNotFound, h.offset
+		default:
+			code, next = remoting.RespPullOffsetMoved, maxOff
+		}
+	}
+	resp := remoting.NewResponse(req, code, "")
+	resp.ExtFields = map[string]string{
+		"nextBeginOffset":      strconv.FormatInt(next, 10),
+		"minOffset":            strconv.FormatInt(minOff, 10),
+		"maxOffset":            strconv.FormatInt(maxOff, 10),
+		"suggestWhichBrokerId": "0",
+	}
+	if code == remoting.RespSuccess {
+		n := 0
+		for _, rec := range cr.Records {
+			n += len(rec)
+		}
+		body := make([]byte, 0, n)
+		for _, rec := range cr.Records {
+			body = append(body, rec...)
+		}
+		resp.Body = body
+		b.metrics.msgsOut.WithLabelValues(h.topic).Add(float64(len(cr.Records)))
+		b.metrics.bytesOut.WithLabelValues(h.topic).Add(float64(n))
+	}
+	return resp, code == remoting.RespPullNotFound
+}
+
+// minOffset is the queue's first readable offset in either tier.
+func (b *Broker) minOffset(topic string, q int32) int64 {
+	hot := b.store.MinOffset(topic, q)
+	if b.tier != nil {
+		if first, _, ok := b.tier.Bounds(topic, q); ok && (first < hot || b.store.MaxOffset(topic, q) == 0) {
+			return first
+		}
+	}
+	return hot
+}
+
+// maxOffset is the queue's next offset across both tiers.
+func (b *Broker) maxOffset(topic string, q int32) int64 {
+	hot := b.store.MaxOffset(topic, q)
+	if b.tier != nil {
+		if _, next, ok := b.tier.Bounds(topic, q); ok {
+			return max(hot, next)
+		}
+	}
+	return hot
+}
+
+// offsetForTime searches both tiers by store timestamp.
+func (b *Broker) offsetForTime(ctx context.Context, topic string, q int32, ts int64) (int64, error) {
+	if b.tier != nil {
+		if _, next, ok := b.tier.Bounds(topic, q); ok {
+			off, found, err := b.tier.OffsetForTime(ctx, topic, q, ts)
+			if err != nil {
+				return 0, err
+			}
+			if found && off < next {
+				return off, nil
+			}
+		}
+	}
+	return b.store.OffsetForTime(topic, q, ts)
+}
+
+// queryByKey searches the hot tier, then the cold tier for the rest.
+func (b *Broker) queryByKey(ctx context.Context, topic, key string, maxN int, begin, end int64) ([][]byte, error) {
+	recs, err := b.store.QueryByKey(topic, key, maxN, begin, end)
+	if err != nil || b.tier == nil || len(recs) >= maxN {
+		return recs, err
+	}
+	seen := make(map[int64]bool, len(recs))
+	for _, r := range recs {
+		if m, err := remoting.DecodeMessageExt(r); err == nil {
+			seen[m.PhysicalOffset] = true
+		}
+	}
+	cold, err := b.tier.QueryByKey(ctx, topic, key, maxN, begin, end)
+	for _, r := range cold {
+		if len(recs) >= maxN {
+			break
+		}
+		if m, e := remoting.DecodeMessageExt(r); e == nil && !seen[m.PhysicalOffset] {
+			recs = append(recs, r)
+		}
+	}
+	return recs, err
+}
+
+// readAt reads the record at a commit-log offset from either tier.
+func (b *Broker) readAt(ctx context.Context, off int64) ([]byte, error) {
+	rec, err := b.store.ReadAt(off)
+	if err == nil || b.tier == nil {
+		return rec, err
+	}
+	if off >= b.store.Stats().FlushedTo {
+		return nil, err
+	}
+	cold, cerr := b.tier.ReadAt(ctx, off)
+	if cerr != nil {
+		return nil, fmt.Errorf("%w (cold tier: %w)", err, cerr)
+	}
+	return cold, nil
+}
+
+// TierStatus is the body of a GET_TIER_STATUS response: the cold tier's
+// state and, per queue, its cold and hot ranges.
+type TierStatus struct {
+	Cluster string            `json:"cluster"`
+	Broker  string            `json:"broker"`
+	Enabled bool              `json:"enabled"`
+	Tier    *tier.Status      `json:"tier,omitempty"`
+	Queues  []QueueTierStatus `json:"queues"`
+}
+
+// QueueTierStatus is one queue's ranges: cold [ColdFirst, ColdNext) and hot
+// [HotMin, HotMax).
+type QueueTierStatus struct {
+	Topic     string `json:"topic"`
+	QueueID   int32  `json:"queueId"`
+	ColdFirst int64  `json:"coldFirst"`
+	ColdNext  int64  `json:"coldNext"`
+	HotMin    int64  `json:"hotMin"`
+	HotMax    int64  `json:"hotMax"`
+}
+
+// handleTierStatus answers GET_TIER_STATUS (read-only).
+func (b *Broker) handleTierStatus(c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	st := TierStatus{Cluster: b.cfg.ClusterName, Broker: b.cfg.BrokerName, Enabled: b.tier != nil}
+	type key struct {
+		topic string
+		q     int32
+	}
+	idx := map[key]int{}
+	for _, q := range b.store.Queues() {
+		idx[key{q.Topic, q.QueueID}] = len(st.Queues)
+		st.Queues = append(st.Queues, QueueTierStatus{Topic: q.Topic, QueueID: q.QueueID, HotMin: q.MinOffset, HotMax: q.MaxOffset})
+	}
+	if b.tier != nil {
+		ts := b.tier.Status()
+		for _, q := range ts.Queues {
+			i, ok := idx[key{q.Topic, q.QueueID}]
+			if !ok {
+				i = len(st.Queues)
+				st.Queues = append(st.Queues, QueueTierStatus{Topic: q.Topic, QueueID: q.QueueID})
+			}
+			st.Queues[i].ColdFirst, st.Queues[i].ColdNext = q.First, q.Next
+		}
+		ts.Queues = nil
+		st.Tier = &ts
+	}
+	slices.SortFunc(st.Queues, func(a, b QueueTierStatus) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.QueueID, b.QueueID))
+	})
+	body, err := json.Marshal(st)
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "%v", err)
+	}
+	return okResponse(req, nil, body)
+}

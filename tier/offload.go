@@ -1,0 +1,321 @@
+package tier
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// SegmentKey returns the object key of the segment with this base.
+func SegmentKey(root string, base int64) string {
+	return joinKey(root, fmt.Sprintf("%020d.seg", base))
+}
+
+func joinKey(root, name string) string {
+	if root == "" {
+		return name
+	}
+	return root + "/" + name
+}
+
+// backoff returns the wait before attempt n+1 (n ≥ 1): exponential from 1s,
+// capped at a minute, with ±25% jitter so brokers do not retry in step.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n-1, 6)
+	d = min(d, time.Minute)
+	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+// run is the offloader: it loads the manifest (retrying), starts uploads of
+// pending segments (at most UploadConcurrency at once, oldest first, with
+// backoff after failures) and appends their manifest entries in log order.
+func (t *Tier) run() {
+	defer t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-t.quit; cancel() }()
+	results := make(chan uploadResult)
+	running := 0
+	loadAttempts := 0
+	var loadRetry time.Time
+	sinceSnapshot := 0
+	for {
+		now := time.Now()
+		if m, _ := t.Manifest(); m == nil && !now.Before(loadRetry) {
+			if err := t.loadManifest(ctx); err != nil {
+				loadAttempts++
+				loadRetry = now.Add(backoff(loadAttempts))
+				t.setErr(err)
+				t.log.Warn("cold tier manifest not loaded; offload waits", "err", err, "retry_in", time.Until(loadRetry).Round(time.Millisecond))
+			} else {
+				loadAttempts = 0
+				t.log.Info("cold tier manifest loaded", "segments", t.man.Len(), "end_offset", t.man.EndOffset())
+			}
+		}
+		if m, _ := t.Manifest(); m != nil {
+			sinceSnapshot += t.commitReady(ctx, m)
+			if sinceSnapshot >= t.cfg.SnapshotEvery {
+				if err := m.Snapshot(ctx); err != nil {
+					t.log.Warn("manifest snapshot", "err", err)
+				} else if _, err := m.Prune(ctx); err != nil {
+					t.log.Warn("manifest prune", "err", err)
+				}
+				sinceSnapshot = 0
+			}
+			for _, u := range t.startable(now, t.cfg.UploadConcurrency-running) {
+				running++
+				t.wg.Add(1)
+				go func(u *upload) {
+					defer t.wg.Done()
+					e, err := t.uploadSegment(ctx, u.seg)
+					select {
+					case results <- uploadResult{u, e, err}:
+					case <-ctx.Done():
+					}
+				}(u)
+			}
+		}
+		wait := t.nextWake(now, loadRetry)
+		timer := time.NewTimer(wait)
+		select {
+		case <-t.quit:
+			timer.Stop()
+			return
+		case <-t.kick:
+		case r := <-results:
+			running--
+			t.finish(r)
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+type uploadResult struct {
+	u   *upload
+	e   SegmentEntry
+	err error
+}
+
+func (t *Tier) finish(r uploadResult) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.u.running = false
+	if r.err != nil {
+		r.u.attempts++
+		r.u.err = r.err
+		r.u.retryAt = time.Now().Add(backoff(r.u.attempts))
+		t.lastErr, t.lastErrT = r.err, time.Now()
+		t.met.uploadErrors.Inc()
+		t.log.Warn("segment upload failed; will retry", "base", r.u.seg.Base, "attempt", r.u.attempts,
+			"retry_in", time.Until(r.u.retryAt).Round(time.Millisecond), "err", r.err)
+		return
+	}
+	r.u.attempts, r.u.err = 0, nil
+	if r.u.repair {
+		r.u.repair = false
+		delete(t.pending, r.u.seg.Base)
+		t.log.Info("corrupt segment object re-uploaded from the local copy", "key", r.e.Key)
+		return
+	}
+	e := r.e
+	r.u.done = &e
+}
+
+// startable marks up to n pending uploads as running and returns them,
+// oldest first.
+func (t *Tier) startable(now time.Time, n int) []*upload {
+	if n <= 0 {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*upload
+	for _, base := range t.pendingBasesLocked() {
+		u := t.pending[base]
+		if u.running || u.done != nil || now.Before(u.retryAt) {
+			continue
+		}
+		u.running = true
+		out = append(out, u)
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+func (t *Tier) pendingBasesLocked() []int64 {
+	bases := make([]int64, 0, len(t.pending))
+	for b := range t.pending {
+		bases = append(bases, b)
+	}
+	slices.Sort(bases)
+	return bases
+}
+
+// commitReady appends the manifest entries of uploaded segments in log
+// order, stopping at the first segment not uploaded yet. It returns how many
+// it appended.
+func (t *Tier) commitReady(ctx context.Context, m *Manifest) int {
+	n := 0
+	for {
+		t.mu.Lock()
+		var next *upload
+		for _, base := range t.pendingBasesLocked() {
+			u := t.pending[base]
+			if u.repair {
+				continue
+			}
+			if m.HasBase(base) {
+				delete(t.pending, base)
+				continue
+			}
+			if base < m.EndOffset() {
+				// Older than the manifest's end: appending it would break log
+				// order. Only a segment the manifest never got (offload was
+				// off when it was sealed) can be here.
+				t.log.Warn("sealed segment precedes the cold tier's end and cannot be offloaded", "base", base, "manifest_end", m.EndOffset())
+				delete(t.pending, base)
+				continue
+			}
+			next = u
+			break
+		}
+		t.mu.Unlock()
+		if next == nil || next.done == nil {
+			return n
+		}
+		e, err := m.Append(ctx, *next.done)
+		if err != nil {
+			t.setErr(err)
+			if errors.Is(err, ErrManifestConflict) {
+				t.log.Error("another writer appended to this broker's manifest; reloading it", "err", err)
+				if err := m.Reload(ctx); err != nil {
+					t.log.Warn("manifest reload", "err", err)
+				}
+			} else {
+				t.log.Warn("manifest append failed; will retry", "base", next.seg.Base, "err", err)
+			}
+			return n
+		}
+		n++
+		t.met.offloaded.Inc()
+		t.mu.Lock()
+		delete(t.pending, e.Base)
+		t.mu.Unlock()
+		t.log.Info("segment offloaded", "base", e.Base, "key", e.Key, "bytes", e.Size, "records", e.Records, "seq", e.Seq)
+		if t.cfg.OnOffloaded != nil {
+			t.cfg.OnOffloaded(e)
+		}
+	}
+}
+
+func (t *Tier) nextWake(now, loadRetry time.Time) time.Duration {
+	wait := 5 * time.Second
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.man == nil {
+		return max(time.Millisecond, min(wait, loadRetry.Sub(now)))
+	}
+	for _, u := range t.pending {
+		if !u.running && u.done == nil {
+			wait = min(wait, u.retryAt.Sub(now))
+		}
+	}
+	return max(wait, time.Millisecond)
+}
+
+func (t *Tier) setErr(err error) {
+	t.mu.Lock()
+	t.lastErr, t.lastErrT = err, time.Now()
+	t.mu.Unlock()
+}
+
+// uploadSegment builds the segment's object in the staging directory,
+// uploads it, and verifies what the store holds: its size, and a footer
+// read back from the store that matches the one built.
+func (t *Tier) uploadSegment(ctx context.Context, seg SegmentFile) (SegmentEntry, error) {
+	start := time.Now()
+	key := SegmentKey(t.cfg.Root, seg.Base)
+	f, err := os.Open(seg.Path)
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("open segment %d: %w", seg.Base, err)
+	}
+	defer f.Close()
+	stage := filepath.Join(t.cfg.StagingDir, fmt.Sprintf("%020d.seg", seg.Base))
+	out, err := os.Create(stage)
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("staging: %w", err)
+	}
+	defer os.Remove(stage)
+	defer out.Close()
+	bw := bufio.NewWriterSize(out, 1<<20)
+	foot, size, err := BuildSegmentObject(ctx, bw, bufio.NewReaderSize(f, 1<<20), seg.Base, seg.Size, BuildOptions{BlockSize: t.cfg.BlockSize})
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("build object of segment %d: %w", seg.Base, err)
+	}
+	if _, err := out.Seek(0, io.SeekStart); err != nil {
+		return SegmentEntry{}, err
+	}
+	if err := t.store.Put(ctx, key, out, size); err != nil {
+		return SegmentEntry{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	info, err := t.store.Stat(ctx, key)
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("verify %s: %w", key, err)
+	}
+	if info.Size != size {
+		return SegmentEntry{}, fmt.Errorf("verify %s: store holds %d bytes, uploaded %d", key, info.Size, size)
+	}
+	back, err := ReadFooter(ctx, t.store, key, size)
+	if err != nil {
+		return SegmentEntry{}, fmt.Errorf("verify %s: read footer back: %w", key, err)
+	}
+	if back.Base != foot.Base || back.End != foot.End || back.Records != foot.Records ||
+		len(back.Blocks) != len(foot.Blocks) || len(back.Queues) != len(foot.Queues) {
+		return SegmentEntry{}, fmt.Errorf("verify %s: footer read back differs from the one uploaded", key)
+	}
+	t.footers.Add(key, back)
+	t.met.uploadBytes.Add(float64(size))
+	t.met.uploadSeconds.Observe(time.Since(start).Seconds())
+	e := SegmentEntry{
+		Key: key, Base: seg.Base, End: seg.Base + seg.Size, Size: size, FooterCRC: foot.CRC,
+		Records: foot.Records, MinTimestamp: foot.MinTimestamp, MaxTimestamp: foot.MaxTimestamp,
+		Created: time.Now().UTC(),
+	}
+	for _, q := range foot.Queues {
+		e.Queues = append(e.Queues, QueueRange{Topic: q.Topic, QueueID: q.QueueID, First: q.First, Next: q.First + q.Count,
+			MinTimestamp: q.MinTimestamp, MaxTimestamp: q.MaxTimestamp})
+	}
+	return e, nil
+}
+
+// repair re-uploads the object of an offloaded segment found corrupt, from
+// the local copy if the broker still has it. It reports whether it could.
+func (t *Tier) repair(base int64) bool {
+	if t.cfg.LocalSegment == nil {
+		return false
+	}
+	seg, ok := t.cfg.LocalSegment(base)
+	if !ok {
+		return false
+	}
+	t.mu.Lock()
+	if _, busy := t.pending[base]; !busy {
+		t.pending[base] = &upload{seg: seg, repair: true}
+	}
+	t.mu.Unlock()
+	t.wake()
+	return true
+}

@@ -1,0 +1,401 @@
+package tier
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/strata-mq/strata/cache"
+	"github.com/strata-mq/strata/remoting"
+)
+
+// ReadStatus says what a cold read found.
+type ReadStatus int
+
+const (
+	// ReadFound: Records holds at least one message.
+	ReadFound ReadStatus = iota
+	// ReadNoMatch: entries were scanned but none passed the filter;
+	// NextOffset is past them.
+	ReadNoMatch
+	// ReadNotCold: the cold tier does not hold this offset (it is past the
+	// offloaded range, or the queue was never offloaded).
+	ReadNotCold
+	// ReadTooSmall: the offset precedes the queue's first offloaded offset;
+	// NextOffset is that first offset.
+	ReadTooSmall
+)
+
+// ReadResult is what Read returns.
+type ReadResult struct {
+	Status ReadStatus
+	// Records are MessageExt records exactly as a hot read returns them.
+	// They point into cached blocks: read-only.
+	Records [][]byte
+	// NextOffset is where the next read should start.
+	NextOffset int64
+	// First and Next bound the queue's cold range [First, Next).
+	First, Next int64
+}
+
+// maxColdScan bounds how many entries one filtered read scans.
+const maxColdScan = 800
+
+// Read returns up to maxMsgs records (at most maxBytes, but at least one)
+// of topic/queueID from offset, from the cold tier. filter, if not nil,
+// selects entries by tag hash. stream names the sequential reader (for
+// read-ahead), e.g. group/topic/queue. A read never crosses a segment: the
+// next read continues in the next one. An unavailable object store yields
+// an error wrapping ErrUnavailable within Config.ReadTimeout.
+func (t *Tier) Read(ctx context.Context, topic string, queueID int32, offset int64, maxMsgs, maxBytes int, filter func(int64) bool, stream string) (ReadResult, error) {
+	m, err := t.Manifest()
+	if err != nil {
+		return ReadResult{}, err
+	}
+	first, next, ok := m.QueueBounds(topic, queueID)
+	r := ReadResult{First: first, Next: next}
+	switch {
+	case !ok || offset >= next:
+		r.Status, r.NextOffset = ReadNotCold, offset
+		return r, nil
+	case offset < first:
+		r.Status, r.NextOffset = ReadTooSmall, first
+		return r, nil
+	}
+	seg, qr, ok := m.Find(topic, queueID, offset)
+	if !ok {
+		r.Status, r.NextOffset = ReadNotCold, offset
+		return r, nil
+	}
+	if offset < qr.First { // a hole in the queue's cold history: skip it
+		r.Status, r.NextOffset = ReadNoMatch, qr.First
+		return r, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
+	defer cancel()
+	start := time.Now()
+	foot, err := t.footer(ctx, seg)
+	if err != nil {
+		return r, err
+	}
+	qi, ok := foot.Queue(topic, queueID)
+	if !ok || qi.First != qr.First {
+		return r, t.corrupt(seg, fmt.Errorf("%w: object %s has no index for %s/%d at %d", ErrCorruptObject, seg.Key, topic, queueID, qr.First))
+	}
+	section, err := t.queueSection(ctx, seg, qi)
+	if err != nil {
+		return r, err
+	}
+	maxMsgs = max(1, maxMsgs)
+	scan := maxMsgs
+	if filter != nil {
+		scan = max(scan, maxColdScan)
+	}
+	idx := offset - qi.First
+	bytes := 0
+	var sel []QueueEntry
+	for ; idx < qi.Count && scan > 0 && len(sel) < maxMsgs; idx++ {
+		e := QueueEntryAt(section, idx)
+		if len(sel) > 0 && bytes+int(e.Size) > maxBytes {
+			break
+		}
+		scan--
+		if filter != nil && !filter(e.TagHash) {
+			continue
+		}
+		sel = append(sel, e)
+		bytes += int(e.Size)
+	}
+	r.NextOffset = qi.First + idx
+	if len(sel) == 0 {
+		r.Status = ReadNoMatch
+		return r, nil
+	}
+	var st *cache.Stream
+	if stream != "" {
+		st = t.cache.Stream(stream)
+	}
+	r.Records = make([][]byte, 0, len(sel))
+	lastBlock := -1
+	for _, e := range sel {
+		rec, bi, err := t.record(ctx, seg, foot, e.LogOffset, e.Size)
+		if err != nil {
+			return r, err
+		}
+		lastBlock = bi
+		r.Records = append(r.Records, rec)
+		t.met.coldReadBytes.Add(float64(len(rec)))
+	}
+	t.met.coldReadSeconds.Observe(time.Since(start).Seconds())
+	if st != nil {
+		t.readAhead(m, seg, foot, section, qi, idx, lastBlock, filter, st)
+	}
+	r.Status = ReadFound
+	return r, nil
+}
+
+// readAhead prefetches the blocks the stream's next reads will need: the
+// blocks after lastBlock holding the entries from idx on, up to the stream's
+// window, continuing into the queue's next segment when this one ends.
+func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []byte, qi *QueueIndex, idx int64, lastBlock int, filter func(int64) bool, s *cache.Stream) {
+	w := t.prefetchBlocks(seg, foot, section, qi, idx, lastBlock, filter, s, s.Window())
+	if w <= 0 {
+		return
+	}
+	next, _, ok := m.Find(qi.Topic, qi.QueueID, qi.First+qi.Count)
+	if !ok || next.Base == seg.Base {
+		return
+	}
+	// The next segment's footer and queue section first, then its blocks.
+	topic, q := qi.Topic, qi.QueueID
+	t.cache.Prefetch(s, sectionCacheKey(next.Key, topic, q), func(ctx context.Context) ([]byte, error) {
+		nf, err := t.footer(ctx, next)
+		if err != nil {
+			return nil, err
+		}
+		nqi, ok := nf.Queue(topic, q)
+		if !ok {
+			return nil, t.corrupt(next, fmt.Errorf("%w: object %s has no index for %s/%d", ErrCorruptObject, next.Key, topic, q))
+		}
+		b, err := t.fetchSection(ctx, next, nqi)
+		if err == nil {
+			t.prefetchBlocks(next, nf, b, nqi, 0, -1, filter, s, w)
+		}
+		return b, err
+	})
+}
+
+// prefetchBlocks prefetches up to w blocks after lastBlock that hold the
+// entries of section from idx on; it returns how much of w is left when the
+// section ends.
+func (t *Tier) prefetchBlocks(seg SegmentEntry, foot *Footer, section []byte, qi *QueueIndex, idx int64, lastBlock int, filter func(int64) bool, s *cache.Stream, w int) int {
+	for scanned := 0; idx < qi.Count && w > 0; idx, scanned = idx+1, scanned+1 {
+		if scanned >= 64*maxColdScan {
+			return 0 // a sparse filter: stop looking
+		}
+		e := QueueEntryAt(section, idx)
+		if filter != nil && !filter(e.TagHash) {
+			continue
+		}
+		bi, ok := foot.BlockFor(e.LogOffset)
+		if !ok || bi <= lastBlock {
+			continue
+		}
+		lastBlock = bi
+		t.cache.Prefetch(s, blockCacheKey(seg.Key, bi), t.blockFetch(seg, foot.Blocks[bi]))
+		w--
+	}
+	return w
+}
+
+func sectionCacheKey(objKey, topic string, q int32) string {
+	return objKey + "#q" + topic + "/" + strconv.Itoa(int(q))
+}
+
+func blockCacheKey(objKey string, i int) string { return objKey + "#b" + strconv.Itoa(i) }
+
+func (t *Tier) blockFetch(seg SegmentEntry, blk BlockInfo) func(context.Context) ([]byte, error) {
+	return func(ctx context.Context) ([]byte, error) {
+		b, err := ReadBlock(ctx, t.store, seg.Key, blk)
+		if err != nil {
+			return nil, t.corrupt(seg, err)
+		}
+		return b, nil
+	}
+}
+
+// record returns the record at log offset off of an offloaded segment.
+func (t *Tier) record(ctx context.Context, seg SegmentEntry, foot *Footer, off int64, size int32) ([]byte, int, error) {
+	bi, ok := foot.BlockFor(off)
+	if !ok {
+		return nil, 0, t.corrupt(seg, fmt.Errorf("%w: object %s has no block for log offset %d", ErrCorruptObject, seg.Key, off))
+	}
+	blk := foot.Blocks[bi]
+	block, err := t.cache.Get(ctx, blockCacheKey(seg.Key, bi), t.blockFetch(seg, blk))
+	if err != nil {
+		return nil, 0, err
+	}
+	if size <= 0 {
+		rel := off - blk.LogOffset
+		if rel < 0 || rel+4 > int64(len(block)) {
+			return nil, 0, t.corrupt(seg, fmt.Errorf("%w: log offset %d outside block %d of %s", ErrCorruptObject, off, bi, seg.Key))
+		}
+		size = int32(binary.BigEndian.Uint32(block[rel:]))
+	}
+	rec, err := RecordAt(block, blk, off, size)
+	if err != nil {
+		return nil, 0, t.corrupt(seg, err)
+	}
+	return rec, bi, nil
+}
+
+// footer returns the segment object's footer (cached).
+func (t *Tier) footer(ctx context.Context, seg SegmentEntry) (*Footer, error) {
+	if f, ok := t.footers.Get(seg.Key); ok {
+		return f, nil
+	}
+	f, err := ReadFooter(ctx, t.store, seg.Key, seg.Size)
+	if err != nil {
+		return nil, t.corrupt(seg, err)
+	}
+	if f.Base != seg.Base || f.End != seg.End {
+		return nil, t.corrupt(seg, fmt.Errorf("%w: object %s covers [%d,%d), the manifest says [%d,%d)", ErrCorruptObject, seg.Key, f.Base, f.End, seg.Base, seg.End))
+	}
+	t.footers.Add(seg.Key, f)
+	return f, nil
+}
+
+// queueSection returns the raw consume-queue section of one queue in a
+// segment object (cached like a block, verified when fetched).
+func (t *Tier) queueSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex) ([]byte, error) {
+	return t.cache.Get(ctx, sectionCacheKey(seg.Key, qi.Topic, qi.QueueID), func(ctx context.Context) ([]byte, error) {
+		return t.fetchSection(ctx, seg, qi)
+	})
+}
+
+func (t *Tier) fetchSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex) ([]byte, error) {
+	b, err := readAll(ctx, t.store, seg.Key, qi.SectionOffset, qi.SectionLen)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := DecodeQueueSection(b, *qi); err != nil {
+		return nil, t.corrupt(seg, err)
+	}
+	return b, nil
+}
+
+// corrupt reports a corrupt object: it counts it, logs it and asks for a
+// re-upload from the local copy. Errors that are not corruption pass
+// through unchanged.
+func (t *Tier) corrupt(seg SegmentEntry, err error) error {
+	if !errors.Is(err, ErrCorruptObject) {
+		return err
+	}
+	t.met.corruptObjects.Inc()
+	t.setErr(err)
+	repaired := t.repair(seg.Base)
+	t.log.Error("corrupt segment object; not served", "key", seg.Key, "err", err, "reupload_from_local_copy", repaired)
+	return err
+}
+
+// OffsetForTime returns the first cold offset of topic/queueID stored at or
+// after ts (ms), and false if every offloaded message is older.
+func (t *Tier) OffsetForTime(ctx context.Context, topic string, queueID int32, ts int64) (int64, bool, error) {
+	m, err := t.Manifest()
+	if err != nil {
+		return 0, false, err
+	}
+	seg, qr, ok := m.SegmentsForTime(topic, queueID, ts)
+	if !ok {
+		return 0, false, nil
+	}
+	if ts <= qr.MinTimestamp {
+		return qr.First, true, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
+	defer cancel()
+	foot, err := t.footer(ctx, seg)
+	if err != nil {
+		return 0, false, err
+	}
+	qi, ok := foot.Queue(topic, queueID)
+	if !ok {
+		return qr.First, true, nil
+	}
+	section, err := t.queueSection(ctx, seg, qi)
+	if err != nil {
+		return 0, false, err
+	}
+	i := sort.Search(int(qi.Count), func(i int) bool { return QueueEntryAt(section, int64(i)).StoreTimestamp >= ts })
+	return qi.First + int64(i), true, nil
+}
+
+// QueryByKey returns up to max records of topic whose KEYS contain key or
+// whose UNIQ_KEY is key, stored within [begin, end] (ms), newest segments
+// first.
+func (t *Tier) QueryByKey(ctx context.Context, topic, key string, maxN int, begin, end int64) ([][]byte, error) {
+	m, err := t.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
+	defer cancel()
+	var out [][]byte
+	for _, seg := range m.Segments(begin, end) {
+		if len(out) >= maxN {
+			break
+		}
+		foot, err := t.footer(ctx, seg)
+		if err != nil {
+			return out, err
+		}
+		offs, err := ReadKeyCandidates(ctx, t.store, seg.Key, foot, key)
+		if err != nil {
+			return out, t.corrupt(seg, err)
+		}
+		for i := len(offs) - 1; i >= 0 && len(out) < maxN; i-- {
+			rec, _, err := t.record(ctx, seg, foot, offs[i], 0)
+			if err != nil {
+				return out, err
+			}
+			v, err := remoting.ParseRecordFields(rec)
+			if err != nil || string(v.Topic) != topic || v.StoreTimestamp < begin || v.StoreTimestamp > end ||
+				!remoting.HasKey(v.Properties, key) {
+				continue
+			}
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// ReadAt returns the record at log offset off, if an offloaded segment
+// holds it (view by message id).
+func (t *Tier) ReadAt(ctx context.Context, off int64) ([]byte, error) {
+	m, err := t.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	seg, ok := m.ByLogOffset(off)
+	if !ok {
+		return nil, fmt.Errorf("%w: no offloaded segment holds log offset %d", ErrNotFound, off)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
+	defer cancel()
+	foot, err := t.footer(ctx, seg)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, err := t.record(ctx, seg, foot, off, 0)
+	return rec, err
+}
+
+// Bounds returns the cold range [first, next) of topic/queueID.
+func (t *Tier) Bounds(topic string, queueID int32) (first, next int64, ok bool) {
+	m, err := t.Manifest()
+	if err != nil {
+		return 0, 0, false
+	}
+	return m.QueueBounds(topic, queueID)
+}
+
+func readAll(ctx context.Context, s ObjectStore, key string, off, n int64) ([]byte, error) {
+	rc, err := s.GetRange(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("read %s [%d,+%d): %w", key, off, n, err)
+	}
+	return b, nil
+}
