@@ -119,6 +119,13 @@ func (t *Tier) finish(r uploadResult) {
 		return
 	}
 	r.u.attempts, r.u.err = 0, nil
+	// The store answers again: segments waiting out a backoff go now.
+	now := time.Now()
+	for _, u := range t.pending {
+		if u.err != nil && u.retryAt.After(now) {
+			u.retryAt = now
+		}
+	}
 	if r.u.repair {
 		r.u.repair = false
 		delete(t.pending, r.u.seg.Base)

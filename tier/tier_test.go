@@ -15,6 +15,7 @@ import (
 	"github.com/strata-mq/strata/cache"
 	"github.com/strata-mq/strata/remoting"
 	"github.com/strata-mq/strata/tier"
+	"github.com/strata-mq/strata/tier/faultstore"
 	"github.com/strata-mq/strata/tier/fsstore"
 )
 
@@ -370,4 +371,116 @@ func TestReplayMemoryBounded(t *testing.T) {
 	}
 	st := c.Stats()
 	t.Logf("heap %d → peak %d; cache %+v", base, peak, st)
+}
+
+// TestOffloadOutage: while the object store is down, offload stays pending
+// (nothing is reported offloaded, so nothing may be deleted), cold reads of
+// already offloaded history fail fast with a retriable error, and once the
+// store is back the offloader catches up on its own; a lost response (the
+// put landed, the answer did not) does not duplicate or lose a segment.
+func TestOffloadOutage(t *testing.T) {
+	hs := hot(t)
+	produce(t, hs, "O", 2, 600, 700)
+	if err := hs.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	inner, err := fsstore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := faultstore.New(inner)
+	tr := newTier(t, fs, hs)
+	first := offloadAll(t, hs, tr, 20*time.Second)
+
+	fs.SetDown(true)
+	produce(t, hs, "O", 2, 600, 700)
+	if err := hs.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	var later []store.SegmentInfo
+	for _, sg := range hs.Segments() {
+		if sg.Sealed && sg.Base >= first[len(first)-1].Base+sg.Size {
+			later = append(later, sg)
+			tr.Offload(tier.SegmentFile{Base: sg.Base, Size: sg.Size, Path: sg.Path})
+		}
+	}
+	waitFor(t, 20*time.Second, "an upload failure to be reported", func() bool {
+		st := tr.Status()
+		return st.PendingSegments == len(later) && st.LastError != "" && fs.Failures(faultstore.OpPut) > 0
+	}, func() string { return fmt.Sprintf("%+v", tr.Status()) })
+	for _, sg := range later {
+		if tr.Offloaded(sg.Base) {
+			t.Fatalf("segment %d reported offloaded while the store is down", sg.Base)
+		}
+	}
+	wants := map[int32][][]byte{}
+	for q := range int32(2) {
+		wants[q] = readHot(t, hs, "O", q, 600, nil)
+	}
+	// Retention asks the tier: nothing of the later segments may go.
+	if _, err := hs.DeleteSegments(func(info store.SegmentInfo) bool { return tr.Offloaded(info.Base) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, sg := range later {
+		if !hasSegment(hs, sg.Base) {
+			t.Fatalf("segment %d deleted before it was offloaded", sg.Base)
+		}
+	}
+	// A cold read of history the tier already had fails fast and retriably.
+	start := time.Now()
+	_, err = tr.Read(context.Background(), "O", 0, 0, 4, 1<<20, nil, "")
+	if !errors.Is(err, tier.ErrUnavailable) {
+		t.Fatalf("cold read while the store is down: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("cold read took %v while the store was down", d)
+	}
+
+	// Back up; the first object put and the first manifest entry land but
+	// their answers are lost.
+	fs.FailNextAfter(faultstore.OpPut, 1)
+	fs.FailNextAfter(faultstore.OpPutIfAbsent, 1)
+	fs.SetDown(false)
+	waitFor(t, 60*time.Second, "offload to catch up", func() bool {
+		for _, sg := range later {
+			if !tr.Offloaded(sg.Base) {
+				return false
+			}
+		}
+		return true
+	}, func() string { return fmt.Sprintf("%+v", tr.Status()) })
+	m, err := tr.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Len() != len(first)+len(later) {
+		t.Fatalf("manifest holds %d segments, want %d", m.Len(), len(first)+len(later))
+	}
+	if fs.Failures(faultstore.OpPutIfAbsent) == 0 {
+		t.Fatal("no manifest put failed: the lost-answer case was not exercised")
+	}
+	for q := range int32(2) {
+		cold, next := readCold(t, tr, "O", q, nil)
+		if next != 600 || len(cold) != 600 {
+			t.Fatalf("queue %d: %d cold records, range ends at %d", q, len(cold), next)
+		}
+		want := wants[q]
+		if len(want) != len(cold) {
+			t.Fatalf("queue %d: %d cold records, %d hot", q, len(cold), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(cold[i], want[i]) {
+				t.Fatalf("queue %d record %d differs", q, i)
+			}
+		}
+	}
+}
+
+func hasSegment(s *store.Store, base int64) bool {
+	for _, sg := range s.Segments() {
+		if sg.Base == base {
+			return true
+		}
+	}
+	return false
 }
