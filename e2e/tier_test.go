@@ -38,6 +38,17 @@ func TestColdTierMinIO(t *testing.T) {
 	testColdTier(t, fmt.Sprintf("minio://%s/%s/cold", srv.Endpoint, bucket), env)
 }
 
+// TestColdTierS3: the same through the s3 store (aws-sdk-go-v2) against
+// MinIO's S3 endpoint, with credentials from the AWS environment variables.
+func TestColdTierS3(t *testing.T) {
+	srv := miniotest.Start(t)
+	bucket := "strata-e2e-s3"
+	srv.Bucket(t, bucket)
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
+		"AWS_EC2_METADATA_DISABLED=true"}
+	testColdTier(t, fmt.Sprintf("s3://%s/cold?endpoint=http://%s&region=us-east-1", bucket, srv.Endpoint), env)
+}
+
 func testColdTier(t *testing.T, tierURL string, env []string) {
 	const queues, perQueue, size = 4, 500, 1000
 	s := startStrataEnv(t, env, "--tier", tierURL, "--segment-size", "1MiB", "--hot-retention", "1GiB", "--segment-max-age", "2s")
