@@ -121,6 +121,7 @@ func testColdTier(t *testing.T, tierURL string, env []string) {
 	s.waitRoute(t, topic, queues)
 	checkColdEqualsHot(t, s, topic, hot)
 	consumeAll(t, s, topic, msgs)
+	checkColdLookups(t, s, topic, hot)
 	// New messages continue each queue after the offloaded ones.
 	for q := range queues {
 		if got := s.maxOffset(t, topic, q); got != perQueue {
@@ -246,17 +247,32 @@ func replaceFlag(args []string, flag, value string) []string {
 // PULL_MESSAGE requests and returns each record's bytes.
 func pullAll(t testing.TB, s *strata, topic string, queue int, from int64, want int) [][]byte {
 	t.Helper()
+	return pullSub(t, s, topic, queue, from, want, "")
+}
+
+// pullSub is pullAll with a tag subscription ("" for none) sent with the
+// request, until the queue's max offset when want is negative.
+func pullSub(t testing.TB, s *strata, topic string, queue int, from int64, want int, sub string) [][]byte {
+	t.Helper()
+	sysFlag, expr := "0", "*"
+	if sub != "" {
+		sysFlag, expr = strconv.Itoa(int(remoting.PullFlagSubscription)), sub
+	}
+	end := int64(-1)
+	if want < 0 {
+		end, want = s.maxOffset(t, topic, queue), 1<<30
+	}
 	var recs [][]byte
 	off := from
 	deadline := time.Now().Add(60 * time.Second)
-	for len(recs) < want {
+	for len(recs) < want && (end < 0 || off < end) {
 		if time.Now().After(deadline) {
 			t.Fatalf("pull %s/%d: got %d of %d records by offset %d", topic, queue, len(recs), want, off)
 		}
 		resp, err := invoke(s.broker, remoting.ReqPullMessage, map[string]string{
 			"consumerGroup": "raw-reader", "topic": topic, "queueId": strconv.Itoa(queue),
-			"queueOffset": strconv.FormatInt(off, 10), "maxMsgNums": "32", "sysFlag": "0",
-			"commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "*", "subVersion": "0",
+			"queueOffset": strconv.FormatInt(off, 10), "maxMsgNums": "32", "sysFlag": sysFlag,
+			"commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": expr, "subVersion": "0",
 		}, nil)
 		if err != nil {
 			t.Fatalf("pull %s/%d at %d: %v", topic, queue, off, err)
@@ -273,6 +289,10 @@ func pullAll(t testing.TB, s *strata, topic string, queue int, from int64, want 
 				b = b[n:]
 			}
 		case remoting.RespPullRetryImmediately:
+		case remoting.RespPullNotFound:
+			if end >= 0 && off >= end {
+				return recs
+			}
 		case remoting.RespSystemBusy:
 			time.Sleep(100 * time.Millisecond) // a retriable cold-tier error
 		default:
@@ -336,5 +356,63 @@ func consumeAll(t *testing.T, s *strata, topic string, msgs []*primitive.Message
 		if seen[string(m.Body)] == 0 {
 			t.Fatalf("message %.12q not consumed", m.Body)
 		}
+	}
+}
+
+// checkColdLookups: with nothing left in the hot tier, a tag-filtered pull,
+// seek by timestamp, query by key and view by message id all reach the
+// cold tier and agree with what the hot tier returned before.
+func checkColdLookups(t testing.TB, s *strata, topic string, hot map[int][][]byte) {
+	t.Helper()
+	for q, recs := range hot {
+		var want [][]byte
+		for _, r := range recs {
+			m, _ := remoting.DecodeMessageExt(r)
+			if v, _ := remoting.PropertyValue(m.Properties, remoting.PropTags); string(v) == "t1" {
+				want = append(want, r)
+			}
+		}
+		got := pullSub(t, s, topic, q, 0, -1, "t1")
+		if len(got) != len(want) || len(want) == 0 {
+			t.Fatalf("queue %d: tag-filtered cold pull got %d messages, want %d", q, len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("queue %d: filtered record %d differs", q, i)
+			}
+		}
+	}
+	recs := hot[1]
+	m, _ := remoting.DecodeMessageExt(recs[123])
+	resp, err := invoke(s.broker, remoting.ReqSearchOffsetByTimestamp, map[string]string{
+		"topic": topic, "queueId": "1", "timestamp": strconv.FormatInt(m.StoreTimestamp, 10)}, nil)
+	if err != nil || resp.Code != remoting.RespSuccess {
+		t.Fatalf("search by timestamp: %v %v", err, resp)
+	}
+	off, _ := strconv.ParseInt(resp.Ext("offset"), 10, 64)
+	if off > 123 {
+		t.Fatalf("search by timestamp of offset 123 answered %d", off)
+	}
+	if o, _ := remoting.DecodeMessageExt(recs[off]); o.StoreTimestamp < m.StoreTimestamp || (off > 0 && func() bool {
+		p, _ := remoting.DecodeMessageExt(recs[off-1])
+		return p.StoreTimestamp >= m.StoreTimestamp
+	}()) {
+		t.Fatalf("search by timestamp answered %d, not the first offset stored at or after %d", off, m.StoreTimestamp)
+	}
+	keys, _ := remoting.PropertyValue(m.Properties, remoting.PropKeys)
+	resp, err = invoke(s.broker, remoting.ReqQueryMessage, map[string]string{"topic": topic, "key": string(keys),
+		"maxNum": "8", "beginTimestamp": "0", "endTimestamp": strconv.FormatInt(time.Now().UnixMilli()+1000, 10)}, nil)
+	if err != nil || resp.Code != remoting.RespSuccess || !bytes.Equal(resp.Body, recs[123]) {
+		t.Fatalf("query by key %q: %v code %v, %d bytes", keys, err, resp.Code, len(resp.Body))
+	}
+	resp, err = invoke(s.broker, remoting.ReqViewMessageByID, map[string]string{"offset": strconv.FormatInt(m.PhysicalOffset, 10)}, nil)
+	if err != nil || resp.Code != remoting.RespSuccess || !bytes.Equal(resp.Body, recs[123]) {
+		t.Fatalf("view by id at %d: %v %v", m.PhysicalOffset, err, resp)
+	}
+	if v, err := s.metric("strata_tier_segments_offloaded_total"); err != nil || v < 0 {
+		t.Fatalf("metric strata_tier_segments_offloaded_total: %v %v", v, err)
+	}
+	if v, err := s.metric("strata_tier_cold_read_bytes_total"); err != nil || v <= 0 {
+		t.Fatalf("metric strata_tier_cold_read_bytes_total = %v, %v", v, err)
 	}
 }
