@@ -68,6 +68,17 @@ type Config struct {
 	// Tier, if its Store is set, offloads sealed segments to object storage
 	// and serves the offloaded history.
 	Tier TierConfig
+	// TransactionTimeout is how long after it was stored a half message
+	// with no outcome is first checked with its producer (Java
+	// transactionTimeOut). A producer may ask for longer with the message
+	// property CHECK_IMMUNITY_TIME_IN_SECONDS. Default 6s.
+	TransactionTimeout time.Duration
+	// TransactionCheckInterval is how often unresolved half messages are
+	// checked (Java transactionCheckInterval, 60 s there). Default 5s.
+	TransactionCheckInterval time.Duration
+	// TransactionCheckMax is how many checks an unresolved half message
+	// gets before it is rolled back (Java transactionCheckMax). Default 15.
+	TransactionCheckMax int
 }
 
 func (c *Config) setDefaults() error {
@@ -104,6 +115,15 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 6 * time.Second
+	}
+	if c.TransactionCheckInterval <= 0 {
+		c.TransactionCheckInterval = 5 * time.Second
+	}
+	if c.TransactionCheckMax <= 0 {
+		c.TransactionCheckMax = 15
+	}
 	return nil
 }
 
@@ -118,6 +138,7 @@ type Broker struct {
 	locks     *LockManager
 	holds     *holdService
 	sched     *scheduler
+	txn       *txnService
 	srv       *remoting.Server
 	storeHost netip.AddrPort
 	addr      string // advertised ip:port
@@ -189,6 +210,12 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.sched = newScheduler(b)
+	b.txn = newTxnService(b, confDir)
+	if err := b.txn.load(ctx); err != nil {
+		b.store.Close()
+		b.closeTier()
+		return nil, err
+	}
 	b.metrics = newMetrics(b, cfg.Metrics)
 	return b, nil
 }
@@ -253,6 +280,8 @@ func (b *Broker) Serve(ln net.Listener) error {
 		b.wg.Add(1)
 		go b.backgroundLoop()
 		b.sched.start()
+		b.wg.Add(1)
+		go b.txn.loop()
 		b.startTier()
 	}
 	srv := b.srv
@@ -292,6 +321,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.sched.stop()
 	b.wg.Wait()
 	if err := b.offsets.Flush(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := b.txn.save(); err != nil {
 		errs = append(errs, err)
 	}
 	b.closeTier()
@@ -392,6 +424,8 @@ func (b *Broker) handler(code int16) handlerFunc {
 		return b.handleConsumerList
 	case remoting.ReqConsumerSendMsgBack:
 		return b.handleSendBack
+	case remoting.ReqEndTransaction:
+		return b.handleEndTransaction
 	case remoting.ReqLockBatchMQ:
 		return b.handleLock
 	case remoting.ReqUnlockBatchMQ:
@@ -424,6 +458,7 @@ func isLoopback(c *remoting.Conn) bool {
 }
 
 func (b *Broker) connClosed(c *remoting.Conn) {
+	b.txn.forgetConn(c)
 	b.notifyGroups(b.clients.Unregister(c))
 }
 

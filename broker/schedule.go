@@ -193,6 +193,11 @@ func (b *Broker) handleSendBack(c *remoting.Conn, req *remoting.Command) *remoti
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
+	if orig.Topic == TransHalfTopic || orig.Topic == TransOpHalfTopic {
+		// Half messages are not consumable: a send-back must not copy an
+		// uncommitted transaction into a retry topic.
+		return errResponse(req, remoting.RespNoPermission, "the message at commit-log offset %d is a transaction record, not a consumable message", off)
+	}
 	props := remoting.ParseProperties(orig.Properties)
 	if props[propRetryTopic] == "" {
 		props[propRetryTopic] = orig.Topic

@@ -95,8 +95,9 @@ func (b *Broker) handleSend(c *remoting.Conn, req *remoting.Command) *remoting.C
 	if len(h.properties) > remoting.MaxPropertiesLen {
 		return errResponse(req, remoting.RespMessageIllegal, "properties of %d bytes exceed the limit of %d", len(h.properties), remoting.MaxPropertiesLen)
 	}
-	if h.sysFlag&remoting.SysFlagTxMask == remoting.SysFlagTxPrepared {
-		return errResponse(req, remoting.RespNoPermission, "transactional messages are not supported by this broker yet")
+	half := isHalfSend(h.sysFlag, []byte(h.properties))
+	if half && h.batch {
+		return errResponse(req, remoting.RespMessageIllegal, "a batch cannot be transactional")
 	}
 	dlq := false
 	if IsRetryTopic(h.topic) {
@@ -124,6 +125,7 @@ func (b *Broker) handleSend(c *remoting.Conn, req *remoting.Command) *remoting.C
 	}
 	if dlq {
 		qid = 0
+		half = false
 	}
 	if int(qid) >= tc.WriteQueues {
 		return errResponse(req, remoting.RespSystemError, "queueId %d is illegal: topic %s has %d write queues", qid, h.topic, tc.WriteQueues)
@@ -142,6 +144,12 @@ func (b *Broker) handleSend(c *remoting.Conn, req *remoting.Command) *remoting.C
 		base.Body = req.Body
 		base.Properties = []byte(h.properties)
 		msgs = []remoting.MessageExt{base}
+	}
+	if half {
+		// Delay, if any, applies from the commit on (transaction.go).
+		halfMessage(&msgs[0], h.producerGroup)
+		b.txn.noteProducer(h.producerGroup, c)
+		return b.appendAndRespond(req, msgs)
 	}
 	for i := range msgs {
 		if err := b.sched.divert(&msgs[i]); err != nil {
@@ -221,8 +229,10 @@ func (b *Broker) appendAndRespond(req *remoting.Command, msgs []remoting.Message
 	}
 	m := &msgs[0]
 	queueID, queueOffset := m.QueueID, m.QueueOffset
-	if rq, ok := remoting.PropertyValue(m.Properties, remoting.PropRealQID); ok && m.Topic == scheduleTopic {
-		// A delayed message reports its real queue, as Java does.
+	if rq, ok := remoting.PropertyValue(m.Properties, remoting.PropRealQID); ok && (m.Topic == scheduleTopic || m.Topic == TransHalfTopic) {
+		// A delayed or half message reports its real queue, as Java does
+		// (and, for a half message, its offset in the half queue, which
+		// END_TRANSACTION echoes as tranStateTableOffset).
 		if n, err := strconv.Atoi(string(rq)); err == nil {
 			queueID = int32(n)
 		}
@@ -233,6 +243,12 @@ func (b *Broker) appendAndRespond(req *remoting.Command, msgs []remoting.Message
 		"queueOffset": strconv.FormatInt(queueOffset, 10),
 		"MSG_REGION":  "DefaultRegion",
 		"TRACE_ON":    "true",
+	}
+	if m.Topic == TransHalfTopic {
+		// Java's transaction id of a half message is its UNIQ_KEY.
+		if uk, ok := remoting.PropertyValue(m.Properties, remoting.PropUniqKey); ok {
+			resp.ExtFields["transactionId"] = string(uk)
+		}
 	}
 	return resp
 }

@@ -45,6 +45,10 @@ type serverConfig struct {
 	Tier             string        `env:"TIER"`
 	HotRetention     string        `env:"HOT_RETENTION"`
 	CacheSize        byteSize      `env:"CACHE_SIZE"`
+	// TransactionTimeout and TransactionCheckInterval tune the check-back
+	// of transactional half messages (tests make them small).
+	TransactionTimeout       time.Duration `env:"TRANSACTION_TIMEOUT"`
+	TransactionCheckInterval time.Duration `env:"TRANSACTION_CHECK_INTERVAL"`
 }
 
 func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
@@ -63,6 +67,8 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
 	fs.StringVar(&c.HotRetention, "hot-retention", c.HotRetention, "keep offloaded segments locally up to this size (10GiB), share of the disk (80%) or age (24h); 0 deletes them once offloaded")
 	fs.Var(&c.CacheSize, "cache-size", "bytes of decompressed cold blocks kept in memory")
+	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "check an unresolved transactional half message with its producer this long after it was stored")
+	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", c.TransactionCheckInterval, "how often unresolved transactional half messages are checked")
 }
 
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
@@ -76,6 +82,7 @@ func defaultServerConfig(standalone bool) serverConfig {
 		HTTPListen: "127.0.0.1:8080", SegmentSize: 1 << 30, Flush: "sync", SegmentMaxAge: 10 * time.Minute,
 		Role: "leader", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
 		HotRetention: "80%", CacheSize: 512 << 20,
+		TransactionTimeout: 6 * time.Second, TransactionCheckInterval: 5 * time.Second,
 	}
 	if standalone {
 		c.Listen, c.NamesrvListen, c.AutoCreateTopics = "127.0.0.1:10911", "127.0.0.1:9876", true
@@ -113,6 +120,7 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 		DataDir: c.DataDir, Listen: c.Listen, AdvertiseAddr: c.Advertise, ClusterName: c.Cluster,
 		BrokerName: c.BrokerName, BrokerID: c.BrokerID, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
+		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
 		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
 	}
 	tierURL := c.Tier
