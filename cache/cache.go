@@ -363,6 +363,36 @@ func (c *Cache) Prefetch(stream *Stream, key string, fetch FetchFunc) {
 	}
 }
 
+// Contains reports whether key is cached or being fetched (it does not
+// count as a use and does not touch the LRU order).
+func (c *Cache) Contains(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Contains(key) {
+		return true
+	}
+	_, ok := c.flights[key]
+	return ok
+}
+
+// Add caches val under key as prefetched by stream (which may be nil) and
+// not yet used, as if Prefetch had loaded it: a fetch that brings several
+// blocks at once (one ranged GET for a run of blocks) adds the others with
+// it. A key already cached or being fetched keeps its value. The slice is
+// kept: the caller must not modify it afterwards.
+func (c *Cache) Add(stream *Stream, key string, val []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.lru.Contains(key) {
+		return
+	}
+	if _, ok := c.flights[key]; ok {
+		return
+	}
+	c.st.PrefetchIssued++
+	c.insertLocked(&flight{key: key, prefetch: true, stream: stream}, val)
+}
+
 // Stream returns the read-ahead state of the sequential reader id (for
 // example group, topic and queue), creating it with a window of 1 if it is
 // not tracked. Only the MaxStreams most recently requested streams are

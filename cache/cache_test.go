@@ -806,3 +806,30 @@ func BenchmarkGetHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestAddAndContains: a value added for a stream counts as a prefetch; its
+// first Get is a hit that uses it and widens the stream's window.
+func TestAddAndContains(t *testing.T) {
+	c := New(Config{MaxBytes: 1 << 20})
+	defer c.Close()
+	s := c.Stream("s")
+	if c.Contains("k") {
+		t.Fatal("empty cache contains k")
+	}
+	c.Add(s, "k", []byte("v"))
+	if !c.Contains("k") {
+		t.Fatal("added key not contained")
+	}
+	c.Add(s, "k", []byte("other")) // keeps the first value
+	v, err := c.Get(context.Background(), "k", func(context.Context) ([]byte, error) {
+		t.Fatal("fetch of an added key")
+		return nil, nil
+	})
+	if err != nil || string(v) != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	st := c.Stats()
+	if st.PrefetchIssued != 1 || st.PrefetchUsed != 1 || st.Hits != 1 || s.Window() < 2 {
+		t.Fatalf("stats %+v, window %d", st, s.Window())
+	}
+}

@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -172,11 +173,18 @@ func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []
 
 // prefetchBlocks prefetches up to w blocks after lastBlock that hold the
 // entries of section from idx on; it returns how much of w is left when the
-// section ends.
+// section ends. Consecutive blocks missing from the cache are fetched with
+// one ranged GET per run (up to maxRunBlocks): an object store spends far
+// more per request than per byte. So that the window is refilled in runs
+// rather than a block per pull, nothing is fetched while the next block is
+// already on its way and fewer than minRunBlocks of the window are missing.
 func (t *Tier) prefetchBlocks(seg SegmentEntry, foot *Footer, section []byte, qi *QueueIndex, idx int64, lastBlock int, filter func(int64) bool, s *cache.Stream, w int) int {
-	for scanned := 0; idx < qi.Count && w > 0; idx, scanned = idx+1, scanned+1 {
+	var want []int
+	idx = entriesPast(foot, section, qi, idx, lastBlock)
+	for scanned := 0; idx < qi.Count && len(want) < w; idx, scanned = idx+1, scanned+1 {
 		if scanned >= 64*maxColdScan {
-			return 0 // a sparse filter: stop looking
+			w = len(want) // a sparse filter: stop looking
+			break
 		}
 		e := QueueEntryAt(section, idx)
 		if filter != nil && !filter(e.TagHash) {
@@ -187,10 +195,88 @@ func (t *Tier) prefetchBlocks(seg SegmentEntry, foot *Footer, section []byte, qi
 			continue
 		}
 		lastBlock = bi
-		t.cache.Prefetch(s, blockCacheKey(seg.Key, bi), t.blockFetch(seg, foot.Blocks[bi]))
-		w--
+		want = append(want, bi)
+		idx = entriesPast(foot, section, qi, idx, bi) - 1 // the loop adds 1
 	}
-	return w
+	var missing []int
+	for _, bi := range want {
+		if !t.cache.Contains(blockCacheKey(seg.Key, bi)) {
+			missing = append(missing, bi)
+		}
+	}
+	if len(missing) > 0 && (missing[0] == want[0] || len(missing) >= minRunBlocks || len(want) < w) {
+		for len(missing) > 0 {
+			n := 1
+			for n < len(missing) && n < maxRunBlocks && missing[n] == missing[n-1]+1 {
+				n++
+			}
+			t.prefetchRun(seg, foot, missing[:n], s)
+			missing = missing[n:]
+		}
+	}
+	return w - len(want)
+}
+
+const (
+	// minRunBlocks is how many blocks of a read-ahead window must be
+	// missing before they are fetched (unless the next one is).
+	minRunBlocks = 8
+	// maxRunBlocks caps one ranged GET of consecutive blocks.
+	maxRunBlocks = 16
+)
+
+// prefetchRun fetches the consecutive blocks run (object order) with one
+// ranged GET: the first through the cache's prefetch (so concurrent readers
+// share it), the others added to the cache as it arrives.
+func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.Stream) {
+	if len(run) == 1 {
+		t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.blockFetch(seg, foot.Blocks[run[0]]))
+		return
+	}
+	first, last := foot.Blocks[run[0]], foot.Blocks[run[len(run)-1]]
+	t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), func(ctx context.Context) ([]byte, error) {
+		n := last.ObjOffset + int64(last.CompLen) - first.ObjOffset
+		comp, err := readAll(ctx, t.store, seg.Key, first.ObjOffset, n)
+		if err != nil {
+			return nil, err
+		}
+		var head []byte
+		for _, bi := range run {
+			b := foot.Blocks[bi]
+			lo := b.ObjOffset - first.ObjOffset
+			if lo < 0 || lo+int64(b.CompLen) > int64(len(comp)) {
+				return nil, t.corrupt(seg, fmt.Errorf("%w: block %d of %s lies outside its run", ErrCorruptObject, bi, seg.Key))
+			}
+			raw, err := DecodeBlock(comp[lo:lo+int64(b.CompLen)], b)
+			if err != nil {
+				return nil, t.corrupt(seg, err)
+			}
+			if b.Flags&BlockFlagRaw != 0 {
+				raw = bytes.Clone(raw) // not a view into the whole run
+			}
+			if head == nil {
+				head = raw
+			} else {
+				t.cache.Add(s, blockCacheKey(seg.Key, bi), raw)
+			}
+		}
+		return head, nil
+	})
+}
+
+// entriesPast returns the index of the first entry of section, from idx on,
+// that lies past block bi (idx itself if bi is not a block). A queue
+// section's entries are in log order (DecodeQueueSection checks it), so the
+// entries of one block, hundreds of them, are skipped with a binary search
+// instead of one BlockFor each: read-ahead runs after every pull and would
+// otherwise scan its whole window of entries each time.
+func entriesPast(foot *Footer, section []byte, qi *QueueIndex, idx int64, bi int) int64 {
+	if bi < 0 || bi >= len(foot.Blocks) || idx >= qi.Count {
+		return idx
+	}
+	end := foot.Blocks[bi].LogOffset + int64(foot.Blocks[bi].RawLen)
+	n := sort.Search(int(qi.Count-idx), func(j int) bool { return QueueEntryAt(section, idx+int64(j)).LogOffset >= end })
+	return idx + int64(n)
 }
 
 func sectionCacheKey(objKey, topic string, q int32) string {
