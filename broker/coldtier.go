@@ -52,6 +52,10 @@ type HotRetention struct {
 	Age     time.Duration
 }
 
+// startManifestTimeout bounds the manifest load of a broker starting on a
+// data directory that already holds a log.
+const startManifestTimeout = 10 * time.Second
+
 // setupTier prepares the cold tier before the store opens: it loads the
 // manifest (insisting on it when the data directory is empty, since the log
 // must continue after the offloaded history) and wires the store's seal,
@@ -75,7 +79,19 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	cfg.LocalSegment = b.localSegment
 	cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
 	fresh := storeIsEmpty(sc.Dir)
-	t, err := tier.New(ctx, cfg)
+	// Bound the manifest loads made before the broker starts: an
+	// unreachable store (no answer at all) would otherwise hold the start
+	// for as long as the store client's timeouts and retries last (minutes).
+	// On a disk that holds a log the broker starts without the manifest
+	// (offload retries in the background); on an empty one the whole wait is
+	// ManifestWait.
+	loadWait := tc.ManifestWait
+	if !fresh {
+		loadWait = min(loadWait, startManifestTimeout)
+	}
+	lctx, cancel := context.WithTimeout(ctx, loadWait)
+	defer cancel()
+	t, err := tier.New(lctx, cfg)
 	if t == nil {
 		return err
 	}
@@ -87,23 +103,28 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	}
 	if err != nil && fresh {
 		// An empty disk: only the manifest says where the log continues.
-		deadline := time.Now().Add(tc.ManifestWait)
 		for attempt := 1; err != nil; attempt++ {
-			if time.Now().After(deadline) {
+			if ctx.Err() != nil {
+				t.Close()
+				return ctx.Err()
+			}
+			if lctx.Err() != nil {
 				t.Close()
 				return fmt.Errorf("broker: the data directory is empty and the cold tier's manifest cannot be read, "+
 					"so the broker cannot know where its history ends (fix the tier and start again): %w", err)
 			}
 			b.log.Warn("waiting for the cold tier manifest before starting on an empty data directory", "err", err)
 			select {
-			case <-ctx.Done():
-				t.Close()
-				return ctx.Err()
+			case <-lctx.Done():
 			case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
 			}
 			_, err = t.Manifest()
-			if err != nil {
-				err = t.Reload(ctx)
+			if err != nil && lctx.Err() == nil {
+				// A load cut short by the deadline keeps the previous
+				// error, which says what is wrong.
+				if rerr := t.Reload(lctx); rerr == nil || lctx.Err() == nil {
+					err = rerr
+				}
 			}
 		}
 	} else if err != nil {
@@ -153,6 +174,11 @@ func (b *Broker) startTier() {
 		queues := map[string]int{}
 		for _, q := range m.Queues() {
 			queues[q.Topic] = max(queues[q.Topic], int(q.QueueID)+1)
+			// Record on local disk where each queue continues, so a later
+			// start with the tier unreachable still numbers it right.
+			if err := b.store.EnsureQueue(q.Topic, q.QueueID); err != nil {
+				b.log.Warn("create queue known to the cold tier", "topic", q.Topic, "queue", q.QueueID, "err", err)
+			}
 		}
 		for name, n := range queues {
 			if _, ok := b.topics.Get(name); ok {

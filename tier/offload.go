@@ -13,6 +13,15 @@ import (
 	"time"
 )
 
+// manifestTimeout bounds one manifest operation (load, append, reload).
+const manifestTimeout = 30 * time.Second
+
+// uploadTimeout bounds one upload attempt of size bytes (put and
+// verification): 30 s plus the time at 2 MiB/s.
+func uploadTimeout(size int64) time.Duration {
+	return 30*time.Second + time.Duration(size/(2<<20))*time.Second
+}
+
 // SegmentKey returns the object key of the segment with this base.
 func SegmentKey(root string, base int64) string {
 	return joinKey(root, fmt.Sprintf("%020d.seg", base))
@@ -49,7 +58,10 @@ func (t *Tier) run() {
 	for {
 		now := time.Now()
 		if m, _ := t.Manifest(); m == nil && !now.Before(loadRetry) {
-			if err := t.loadManifest(ctx); err != nil {
+			lctx, lcancel := context.WithTimeout(ctx, manifestTimeout)
+			err := t.loadManifest(lctx)
+			lcancel()
+			if err != nil {
 				loadAttempts++
 				loadRetry = now.Add(backoff(loadAttempts))
 				t.setErr(err)
@@ -62,11 +74,13 @@ func (t *Tier) run() {
 		if m, _ := t.Manifest(); m != nil {
 			sinceSnapshot += t.commitReady(ctx, m)
 			if sinceSnapshot >= t.cfg.SnapshotEvery {
-				if err := m.Snapshot(ctx); err != nil {
+				sctx, scancel := context.WithTimeout(ctx, 10*manifestTimeout)
+				if err := m.Snapshot(sctx); err != nil {
 					t.log.Warn("manifest snapshot", "err", err)
-				} else if _, err := m.Prune(ctx); err != nil {
+				} else if _, err := m.Prune(sctx); err != nil {
 					t.log.Warn("manifest prune", "err", err)
 				}
+				scancel()
 				sinceSnapshot = 0
 			}
 			for _, u := range t.startable(now, t.cfg.UploadConcurrency-running) {
@@ -200,12 +214,17 @@ func (t *Tier) commitReady(ctx context.Context, m *Manifest) int {
 		if next == nil || next.done == nil {
 			return n
 		}
-		e, err := m.Append(ctx, *next.done)
+		actx, acancel := context.WithTimeout(ctx, manifestTimeout)
+		e, err := m.Append(actx, *next.done)
+		acancel()
 		if err != nil {
 			t.setErr(err)
 			if errors.Is(err, ErrManifestConflict) {
 				t.log.Error("another writer appended to this broker's manifest; reloading it", "err", err)
-				if err := m.Reload(ctx); err != nil {
+				rctx, rcancel := context.WithTimeout(ctx, manifestTimeout)
+				err := m.Reload(rctx)
+				rcancel()
+				if err != nil {
 					t.log.Warn("manifest reload", "err", err)
 				}
 			} else {
@@ -275,6 +294,10 @@ func (t *Tier) uploadSegment(ctx context.Context, seg SegmentFile) (SegmentEntry
 	if _, err := out.Seek(0, io.SeekStart); err != nil {
 		return SegmentEntry{}, err
 	}
+	// One attempt may take this long, so an object store that stops
+	// answering fails the attempt (and is reported) instead of hanging.
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout(size))
+	defer cancel()
 	if err := t.store.Put(ctx, key, out, size); err != nil {
 		return SegmentEntry{}, fmt.Errorf("put %s: %w", key, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -61,7 +62,14 @@ type consumeQueue struct {
 	pendingSince time.Time
 	// minCache remembers the min offset computed for a log start.
 	minLog, minOff int64
+	// floor is the offset the queue was started at by rebase (persisted in
+	// the startFile): recovery never truncates below it, since the entries
+	// under it are history held elsewhere (the cold tier), not torn writes.
+	floor int64
 }
+
+// startFile records a queue's floor.
+const startFile = "start"
 
 type cqFile struct {
 	first int64
@@ -136,6 +144,23 @@ func openConsumeQueue(dir, topic string, id int32, perFile int64) (*consumeQueue
 		}
 		q.count = last.first + entries
 		q.written = q.count
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, startFile)); err == nil {
+		n, perr := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if perr != nil || n < 0 {
+			q.close()
+			return nil, fmt.Errorf("consume queue %s: bad start file %q", dir, b)
+		}
+		q.floor = n
+		if q.count < n {
+			if err := q.rebase(n); err != nil {
+				q.close()
+				return nil, err
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		q.close()
+		return nil, err
 	}
 	return q, nil
 }
@@ -313,6 +338,7 @@ func (q *consumeQueue) truncate(n int64) error {
 	defer q.flushMu.Unlock()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	n = max(n, q.floor) // below the floor is history held elsewhere
 	if n >= q.count {
 		return nil
 	}
@@ -384,13 +410,46 @@ func (q *consumeQueue) rebase(n int64) error {
 	q.count, q.written = n, n
 	q.dirty = true
 	q.minLog = -1
+	if n > q.floor {
+		// Record the start durably: its entries are all holes, which
+		// recovery would otherwise take for a torn tail and drop.
+		if err := fh.Sync(); err != nil {
+			return err
+		}
+		tmp := filepath.Join(q.dir, startFile+".tmp")
+		if err := os.WriteFile(tmp, []byte(strconv.FormatInt(n, 10)), 0o644); err != nil {
+			return err
+		}
+		if err := syncFile(tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(q.dir, startFile)); err != nil {
+			return err
+		}
+		if err := syncDir(q.dir); err != nil {
+			return err
+		}
+		q.floor = n
+	}
 	return nil
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // truncateFromLog drops trailing entries that point at or past logEnd.
 func (q *consumeQueue) truncateFromLog(logEnd int64) error {
 	q.mu.RLock()
-	n, first := q.count, q.firstLocked()
+	n, first := q.count, max(q.firstLocked(), q.floor)
 	q.mu.RUnlock()
 	for n > first {
 		e, err := q.entry(n - 1)

@@ -468,6 +468,23 @@ func (s *Store) queueLocked(topic string, id int32) (*queue, error) {
 	return s.createQueue(topic, id)
 }
 
+// EnsureQueue creates topic/queueID if the store does not hold it yet
+// (starting at QueueStart's offset), so that the queue's start is recorded
+// on local disk: a broker rebuilt from the cold tier creates every queue the
+// tier knows, and later starts never depend on the tier to number them.
+func (s *Store) EnsureQueue(topic string, queueID int32) error {
+	if queueID < 0 || queueID >= MaxQueueID {
+		return fmt.Errorf("%w: queue id %d", ErrInvalidMessage, queueID)
+	}
+	if s.lookupQueue(topic, queueID) != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.queueLocked(topic, queueID)
+	return err
+}
+
 func (s *Store) createQueue(topic string, id int32) (*queue, error) {
 	if err := checkTopicPath(topic); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -320,7 +321,7 @@ func TestDeleteSegmentsOnlyWhenAllowedAndCheckpointed(t *testing.T) {
 // restart (the disk now decides).
 func TestStartOffsetAndQueueStart(t *testing.T) {
 	dir := t.TempDir()
-	starts := map[string]int64{"T/0": 1000}
+	starts := map[string]int64{"T/0": 1000, "T/2": 77}
 	cfg := Config{
 		Dir:            dir,
 		SegmentSize:    1 << 20,
@@ -357,13 +358,33 @@ func TestStartOffsetAndQueueStart(t *testing.T) {
 	if r, _ := s.Get("T", 0, 5, 10, 1<<20, nil); r.Status != OffsetTooSmall {
 		t.Fatalf("Get below the start: %v, want OffsetTooSmall", r.Status)
 	}
+	if err := s.EnsureQueue("T", 2); err != nil { // started at 77, never written
+		t.Fatal(err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Reopened with no help (the tier unreachable), and once more after a
+	// crash-like loss of the checkpoint: the starts hold.
 	cfg.StartOffset, cfg.QueueStart = 0, nil
-	s, err = Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"", "checkpoint"} {
+		if f != "" {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err = Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.MaxOffset("T", 2); got != 77 {
+			t.Fatalf("queue created at 77 reopens at %d", got)
+		}
+		if f == "" {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	defer s.Close()
 	m := []remoting.MessageExt{testMsg("T", 0, 3, 10)}
