@@ -202,6 +202,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b.locks = NewLockManager(0)
 	if cfg.Tier.Store != nil {
 		if err := b.setupTier(ctx, &sc); err != nil {
+			b.closeTier()
 			return nil, err
 		}
 	}

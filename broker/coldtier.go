@@ -148,7 +148,12 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	hr := tc.HotRetention
 	if hr.Percent > 0 {
 		var st unix.Statfs_t
-		if err := unix.Statfs(b.cfg.DataDir, &st); err == nil {
+		if err := unix.Statfs(b.cfg.DataDir, &st); err != nil {
+			// Without a byte bound (and no age) nothing would ever be
+			// deleted: keep offloaded segments only as long as needed.
+			b.log.Error("hot retention: cannot size the data disk; offloaded segments are deleted at once", "percent", hr.Percent, "err", err)
+			hr = HotRetention{Age: hr.Age}
+		} else {
 			hr.Bytes = int64(float64(st.Blocks) * float64(st.Bsize) * hr.Percent / 100)
 		}
 	}

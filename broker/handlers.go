@@ -48,10 +48,30 @@ func (b *Broker) handleQueryOffset(c *remoting.Conn, req *remoting.Command) *rem
 	// the timestamp on young queues (apache/rocketmq#2286). Its retry
 	// topic still starts at 0: nothing in it predates the group.
 	fromTime := b.clients.ConsumeFromWhere(group) == "CONSUME_FROM_TIMESTAMP" && !IsRetryTopic(topic)
-	if b.minOffset(topic, q) == 0 && !fromTime {
+	if b.firstMessageHot(topic, q) && !fromTime {
 		return okResponse(req, map[string]string{"offset": "0"}, nil)
 	}
 	return errResponse(req, remoting.RespQueryNotFound, "no offset stored for group %s on %s/%d", group, topic, q)
+}
+
+// firstMessageHot reports whether a new group on topic/q starts at 0: the
+// queue's first message is still in the hot tier, or the queue is empty in
+// both tiers. Once offset 0 lives only in the cold tier the queue is no
+// longer young (Java answers QUERY_NOT_FOUND once it is not even in memory):
+// answering 0 would make every new CONSUME_FROM_LAST_OFFSET group replay
+// the whole offloaded history.
+func (b *Broker) firstMessageHot(topic string, q int32) bool {
+	if b.store.MinOffset(topic, q) != 0 {
+		return false
+	}
+	if b.store.MaxOffset(topic, q) > 0 {
+		return true // the hot tier holds offset 0
+	}
+	if b.tier == nil {
+		return true
+	}
+	_, _, cold := b.tier.Bounds(topic, q)
+	return !cold
 }
 
 func (b *Broker) handleUpdateOffset(c *remoting.Conn, req *remoting.Command) *remoting.Command {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,9 +48,7 @@ func backoff(n int) time.Duration {
 // backoff after failures) and appends their manifest entries in log order.
 func (t *Tier) run() {
 	defer t.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-t.quit; cancel() }()
+	ctx := t.ctx // cancelled by Close
 	results := make(chan uploadResult)
 	running := 0
 	loadAttempts := 0
@@ -61,14 +60,14 @@ func (t *Tier) run() {
 			lctx, lcancel := context.WithTimeout(ctx, manifestTimeout)
 			err := t.loadManifest(lctx)
 			lcancel()
-			if err != nil {
+			if m, _ := t.Manifest(); m != nil {
+				loadAttempts = 0
+				t.log.Info("cold tier manifest loaded", "segments", m.Len(), "end_offset", m.EndOffset())
+			} else {
 				loadAttempts++
 				loadRetry = now.Add(backoff(loadAttempts))
 				t.setErr(err)
 				t.log.Warn("cold tier manifest not loaded; offload waits", "err", err, "retry_in", time.Until(loadRetry).Round(time.Millisecond))
-			} else {
-				loadAttempts = 0
-				t.log.Info("cold tier manifest loaded", "segments", t.man.Len(), "end_offset", t.man.EndOffset())
 			}
 		}
 		if m, _ := t.Manifest(); m != nil {
@@ -122,6 +121,15 @@ func (t *Tier) finish(r uploadResult) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r.u.running = false
+	if r.err != nil && r.u.repair && errors.Is(r.err, fs.ErrNotExist) {
+		// The local copy went (retention deleted it after the repair was
+		// asked for): nothing to re-upload from. The object stays
+		// unservable and is reported at each read.
+		delete(t.pending, r.u.seg.Base)
+		t.lastErr, t.lastErrT = r.err, time.Now()
+		t.log.Error("corrupt segment object cannot be re-uploaded: its local copy is gone", "base", r.u.seg.Base, "err", r.err)
+		return
+	}
 	if r.err != nil {
 		r.u.attempts++
 		r.u.err = r.err

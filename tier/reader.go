@@ -88,6 +88,15 @@ func (t *Tier) Read(ctx context.Context, topic string, queueID int32, offset int
 	if !ok || qi.First != qr.First {
 		return r, t.corrupt(seg, fmt.Errorf("%w: object %s has no index for %s/%d at %d", ErrCorruptObject, seg.Key, topic, queueID, qr.First))
 	}
+	if qi.First+qi.Count != qr.Next {
+		// The manifest promises offsets the object does not hold: reading
+		// on would answer "no match" at the same offset forever.
+		err := fmt.Errorf("%w: entry %d says %s/%d spans [%d,%d) in %s, whose queue index holds [%d,%d)",
+			ErrManifestCorrupt, seg.Seq, topic, queueID, qr.First, qr.Next, seg.Key, qi.First, qi.First+qi.Count)
+		t.setErr(err)
+		t.log.Error("manifest disagrees with a segment object; not served", "err", err)
+		return r, err
+	}
 	section, err := t.queueSection(ctx, seg, qi)
 	if err != nil {
 		return r, err
@@ -154,7 +163,7 @@ func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []
 	}
 	// The next segment's footer and queue section first, then its blocks.
 	topic, q := qi.Topic, qi.QueueID
-	t.cache.Prefetch(s, sectionCacheKey(next.Key, topic, q), func(ctx context.Context) ([]byte, error) {
+	t.cache.Prefetch(s, sectionCacheKey(next.Key, topic, q), t.bounded(func(ctx context.Context) ([]byte, error) {
 		nf, err := t.footer(ctx, next)
 		if err != nil {
 			return nil, err
@@ -168,7 +177,20 @@ func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []
 			t.prefetchBlocks(next, nf, b, nqi, 0, -1, filter, s, w)
 		}
 		return b, err
-	})
+	}))
+}
+
+// bounded gives a read-ahead fetch the deadline of a read. The cache runs
+// prefetches with its own context, which only Close cancels, and a Get of a
+// key being prefetched waits for that prefetch: without a deadline, one
+// request the object store never answers would leave its block unreadable
+// until restart.
+func (t *Tier) bounded(f cache.FetchFunc) cache.FetchFunc {
+	return func(ctx context.Context) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
+		defer cancel()
+		return f(ctx)
+	}
 }
 
 // prefetchBlocks prefetches up to w blocks after lastBlock that hold the
@@ -230,11 +252,11 @@ const (
 // share it), the others added to the cache as it arrives.
 func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.Stream) {
 	if len(run) == 1 {
-		t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.blockFetch(seg, foot.Blocks[run[0]]))
+		t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(t.blockFetch(seg, foot.Blocks[run[0]])))
 		return
 	}
 	first, last := foot.Blocks[run[0]], foot.Blocks[run[len(run)-1]]
-	t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), func(ctx context.Context) ([]byte, error) {
+	t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(func(ctx context.Context) ([]byte, error) {
 		n := last.ObjOffset + int64(last.CompLen) - first.ObjOffset
 		comp, err := readAll(ctx, t.store, seg.Key, first.ObjOffset, n)
 		if err != nil {
@@ -261,7 +283,7 @@ func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.S
 			}
 		}
 		return head, nil
-	})
+	}))
 }
 
 // entriesPast returns the index of the first entry of section, from idx on,

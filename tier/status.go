@@ -35,7 +35,12 @@ func newTierMetrics(t *Tier, reg prometheus.Registerer) *tierMetrics {
 	}
 	if reg != nil {
 		pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "strata_tier_pending_segments",
-			Help: "Sealed segments waiting for offload (upload lag)."}, func() float64 { return float64(t.Status().PendingSegments) })
+			Help: "Sealed segments waiting for offload (upload lag)."}, func() float64 {
+			// Not Status: that walks every manifest entry, on each scrape.
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return float64(len(t.pending))
+		})
 		for _, c := range []prometheus.Collector{m.uploadBytes, m.uploadSeconds, m.uploadErrors, m.offloaded,
 			m.coldReadBytes, m.coldReadSeconds, m.corruptObjects, pending} {
 			reg.MustRegister(c)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -81,8 +82,11 @@ type Tier struct {
 	lastErrT time.Time
 	kick     chan struct{}
 
-	quit chan struct{}
-	wg   sync.WaitGroup
+	// ctx bounds the offloader's object-store calls; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	quit   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // upload is the offload state of one sealed segment.
@@ -131,6 +135,7 @@ func New(ctx context.Context, cfg Config) (*Tier, error) {
 	}
 	t := &Tier{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("component", "tier"),
 		cache: cfg.Cache, pending: make(map[int64]*upload), kick: make(chan struct{}, 1), quit: make(chan struct{})}
+	t.cleanStaging()
 	if t.cache == nil {
 		t.cache, t.ownsC = cache.New(cache.Config{Logger: cfg.Logger}), true
 	}
@@ -139,13 +144,37 @@ func New(ctx context.Context, cfg Config) (*Tier, error) {
 		return nil, err
 	}
 	t.met = newTierMetrics(t, cfg.Metrics)
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	return t, t.loadManifest(ctx)
+}
+
+// cleanStaging removes the objects a crash left half built or half uploaded
+// in the staging directory (the Tier owns it; uploads start afresh).
+func (t *Tier) cleanStaging() {
+	ents, err := os.ReadDir(t.cfg.StagingDir)
+	if err != nil {
+		t.log.Warn("list staging directory", "dir", t.cfg.StagingDir, "err", err)
+		return
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || path.Ext(e.Name()) != ".seg" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(t.cfg.StagingDir, e.Name())); err != nil {
+			t.log.Warn("remove stale staging file", "file", e.Name(), "err", err)
+		}
+	}
 }
 
 func (t *Tier) loadManifest(ctx context.Context) error {
 	m, err := LoadManifest(ctx, t.store, t.cfg.Root)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.man != nil {
+		// Loaded meanwhile by another caller (Reload and the offloader):
+		// keep the view already in use, so every appender shares one.
+		return nil
+	}
 	if err != nil {
 		t.loadErr = fmt.Errorf("load manifest %s: %w", path.Join(t.cfg.Root, "manifest"), err)
 		return t.loadErr
@@ -195,6 +224,7 @@ func (t *Tier) Close() error {
 	default:
 	}
 	close(t.quit)
+	t.cancel()
 	t.wg.Wait()
 	if t.ownsC {
 		t.cache.Close()
