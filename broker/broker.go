@@ -156,6 +156,7 @@ type Broker struct {
 	cache        *cache.Cache // the tier's block cache
 	hotRetention HotRetention
 	retKick      chan struct{}
+	rebuilding   string // the rebuild marker's path while a rebuild is unfinished
 }
 
 // New opens the broker's store and configuration. Call Serve or Start to

@@ -78,7 +78,12 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	cfg.Metrics = b.cfg.Metrics
 	cfg.LocalSegment = b.localSegment
 	cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
-	fresh := storeIsEmpty(sc.Dir)
+	// A rebuild from the cold tier is finished only once every queue the
+	// manifest knows has its start on local disk (startTier); until then a
+	// restart must insist on the manifest as on an empty disk.
+	rebuildMark := filepath.Join(b.cfg.DataDir, rebuildMarker)
+	_, markErr := os.Stat(rebuildMark)
+	fresh := storeIsEmpty(sc.Dir) || markErr == nil
 	// Bound the manifest loads made before the broker starts: an
 	// unreachable store (no answer at all) would otherwise hold the start
 	// for as long as the store client's timeouts and retries last (minutes).
@@ -131,6 +136,11 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 		b.log.Error("cold tier unavailable at start; offload stays pending and retries", "err", err)
 	}
 	if m, err := t.Manifest(); err == nil && fresh && m.Len() > 0 {
+		if err := writeMarker(rebuildMark); err != nil {
+			t.Close()
+			return fmt.Errorf("broker: mark the rebuild from the cold tier: %w", err)
+		}
+		b.rebuilding = rebuildMark
 		sc.StartOffset = m.EndOffset()
 		b.log.Info("rebuilding from the cold tier: the log continues after the offloaded history",
 			"segments", m.Len(), "log_offset", m.EndOffset(), "queues", len(m.Queues()))
@@ -177,12 +187,19 @@ func (b *Broker) startTier() {
 	}
 	if m, err := b.tier.Manifest(); err == nil {
 		queues := map[string]int{}
+		ensured := true
 		for _, q := range m.Queues() {
 			queues[q.Topic] = max(queues[q.Topic], int(q.QueueID)+1)
 			// Record on local disk where each queue continues, so a later
 			// start with the tier unreachable still numbers it right.
 			if err := b.store.EnsureQueue(q.Topic, q.QueueID); err != nil {
-				b.log.Warn("create queue known to the cold tier", "topic", q.Topic, "queue", q.QueueID, "err", err)
+				ensured = false
+				b.log.Error("create queue known to the cold tier", "topic", q.Topic, "queue", q.QueueID, "err", err)
+			}
+		}
+		if b.rebuilding != "" && ensured {
+			if err := os.Remove(b.rebuilding); err != nil {
+				b.log.Warn("remove the rebuild marker", "err", err)
 			}
 		}
 		for name, n := range queues {
@@ -246,6 +263,30 @@ func (b *Broker) localSegment(base int64) (tier.SegmentFile, bool) {
 		}
 	}
 	return tier.SegmentFile{}, false
+}
+
+// rebuildMarker, in the data directory, marks a rebuild from the cold tier
+// that has not yet recorded every queue's start on local disk.
+const rebuildMarker = "tier-rebuild"
+
+func writeMarker(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // storeIsEmpty reports whether the store directory holds no commit log.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/strata-mq/strata/broker/store"
 	"github.com/strata-mq/strata/remoting"
+	"github.com/strata-mq/strata/tier"
 )
 
 func okResponse(req *remoting.Command, ext map[string]string, body []byte) *remoting.Command {
@@ -126,11 +127,27 @@ func (b *Broker) handleEarliestTime(c *remoting.Conn, req *remoting.Command) *re
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
-	r, err := b.store.Get(topic, q, b.store.MinOffset(topic, q), 1, 1, nil)
-	if err != nil || r.Status != store.Found {
-		return errResponse(req, remoting.RespSystemError, "no message in %s/%d", topic, q)
+	var rec []byte
+	if b.tier != nil {
+		// The earliest message may be in the cold tier.
+		if first, _, ok := b.tier.Bounds(topic, q); ok && (first < b.store.MinOffset(topic, q) || b.store.MaxOffset(topic, q) == 0) {
+			cr, err := b.tier.Read(context.Background(), topic, q, first, 1, 1, nil, "")
+			if err != nil {
+				return errResponse(req, remoting.RespSystemBusy, "cold tier read of %s/%d failed, retry later: %v", topic, q, err)
+			}
+			if cr.Status == tier.ReadFound {
+				rec = cr.Records[0]
+			}
+		}
 	}
-	m, err := remoting.DecodeMessageExt(r.Records[0])
+	if rec == nil {
+		r, err := b.store.Get(topic, q, b.store.MinOffset(topic, q), 1, 1, nil)
+		if err != nil || r.Status != store.Found {
+			return errResponse(req, remoting.RespSystemError, "no message in %s/%d", topic, q)
+		}
+		rec = r.Records[0]
+	}
+	m, err := remoting.DecodeMessageExt(rec)
 	if err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}

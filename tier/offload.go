@@ -204,6 +204,21 @@ func (t *Tier) commitReady(ctx context.Context, m *Manifest) int {
 				continue
 			}
 			if m.HasBase(base) {
+				if e, ok := m.ByLogOffset(base); ok && u.done != nil &&
+					(e.Key != u.done.Key || e.Size != u.done.Size || e.FooterCRC != u.done.FooterCRC) {
+					// Another writer recorded this segment (after a
+					// manifest conflict): its entry is not our upload, so
+					// it proves nothing about our object. Keep the local
+					// copy; an operator must look.
+					if !u.disputed {
+						u.disputed = true
+						u.err = fmt.Errorf("segment %d: the manifest lists object %s (%d bytes) written by another broker, not ours (%s, %d bytes); keeping the local copy",
+							base, e.Key, e.Size, u.done.Key, u.done.Size)
+						t.lastErr, t.lastErrT = u.err, time.Now()
+						t.log.Error("manifest lists another writer's object for a segment of this broker", "err", u.err)
+					}
+					continue
+				}
 				delete(t.pending, base)
 				continue
 			}

@@ -98,6 +98,7 @@ type upload struct {
 	retryAt  time.Time
 	err      error
 	repair   bool // re-upload of an object found corrupt; not a new manifest entry
+	disputed bool // the manifest lists another writer's object for this base
 }
 
 // ErrNotReady: the manifest could not be loaded yet (the object store is
@@ -259,5 +260,11 @@ func (t *Tier) wake() {
 // copy be deleted.
 func (t *Tier) Offloaded(base int64) bool {
 	m, err := t.Manifest()
-	return err == nil && m.HasBase(base)
+	if err != nil || !m.HasBase(base) {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.pending[base]
+	return !ok || !u.disputed // another writer's entry does not count
 }
