@@ -252,12 +252,16 @@ func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
 	s.flushed.Store(c.end)
 	s.notifyTouched()
 	s.stats.commits.Add(1)
-	close(c.ep.done)
+	// A segment sealed by this commit is marked sealed (and OnSeal told)
+	// before the waiters go, so Seal returns with the segment sealed.
 	for _, b := range c.retired {
 		if b.seal {
 			delete(unsynced, b.seg)
 			s.afterSeal(b.seg, b.start+int64(b.n))
 		}
+	}
+	close(c.ep.done)
+	for _, b := range c.retired {
 		s.free <- b
 	}
 }
