@@ -80,7 +80,7 @@ func (t *Tier) Read(ctx context.Context, topic string, queueID int32, offset int
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
 	defer cancel()
 	start := time.Now()
-	foot, err := t.footer(ctx, seg)
+	foot, tail, err := t.footerAndTail(ctx, seg)
 	if err != nil {
 		return r, err
 	}
@@ -97,7 +97,7 @@ func (t *Tier) Read(ctx context.Context, topic string, queueID int32, offset int
 		t.log.Error("manifest disagrees with a segment object; not served", "err", err)
 		return r, err
 	}
-	section, err := t.queueSection(ctx, seg, qi)
+	section, err := t.queueSection(ctx, seg, qi, tail)
 	if err != nil {
 		return r, err
 	}
@@ -164,7 +164,7 @@ func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []
 	// The next segment's footer and queue section first, then its blocks.
 	topic, q := qi.Topic, qi.QueueID
 	t.cache.Prefetch(s, sectionCacheKey(next.Key, topic, q), t.bounded(func(ctx context.Context) ([]byte, error) {
-		nf, err := t.footer(ctx, next)
+		nf, tail, err := t.footerAndTail(ctx, next)
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +172,7 @@ func (t *Tier) readAhead(m *Manifest, seg SegmentEntry, foot *Footer, section []
 		if !ok {
 			return nil, t.corrupt(next, fmt.Errorf("%w: object %s has no index for %s/%d", ErrCorruptObject, next.Key, topic, q))
 		}
-		b, err := t.fetchSection(ctx, next, nqi)
+		b, err := t.fetchSection(ctx, next, nqi, tail)
 		if err == nil {
 			t.prefetchBlocks(next, nf, b, nqi, 0, -1, filter, s, w)
 		}
@@ -344,32 +344,71 @@ func (t *Tier) record(ctx context.Context, seg SegmentEntry, foot *Footer, off i
 
 // footer returns the segment object's footer (cached).
 func (t *Tier) footer(ctx context.Context, seg SegmentEntry) (*Footer, error) {
+	f, _, err := t.footerAndTail(ctx, seg)
+	return f, err
+}
+
+// footerAndTail is footer that also returns, when it had to fetch the
+// footer, the object's tail it fetched (its last len(tail) bytes): the tail
+// is fetched large enough that it usually holds the queue sections too, so
+// a first read of a segment takes one GET instead of two.
+func (t *Tier) footerAndTail(ctx context.Context, seg SegmentEntry) (*Footer, []byte, error) {
 	if f, ok := t.footers.Get(seg.Key); ok {
-		return f, nil
+		return f, nil, nil
 	}
-	f, err := ReadFooter(ctx, t.store, seg.Key, seg.Size)
+	n := min(seg.Size, tailFetchSize(seg.Size))
+	tail, err := readAll(ctx, t.store, seg.Key, seg.Size-n, n)
 	if err != nil {
-		return nil, t.corrupt(seg, err)
+		return nil, nil, err
+	}
+	f, err := DecodeFooter(tail, seg.Size)
+	if errors.Is(err, ErrShortTail) {
+		tail = nil
+		f, err = ReadFooter(ctx, t.store, seg.Key, seg.Size)
+	}
+	if err != nil {
+		return nil, nil, t.corrupt(seg, err)
 	}
 	if f.Base != seg.Base || f.End != seg.End {
-		return nil, t.corrupt(seg, fmt.Errorf("%w: object %s covers [%d,%d), the manifest says [%d,%d)", ErrCorruptObject, seg.Key, f.Base, f.End, seg.Base, seg.End))
+		return nil, nil, t.corrupt(seg, fmt.Errorf("%w: object %s covers [%d,%d), the manifest says [%d,%d)", ErrCorruptObject, seg.Key, f.Base, f.End, seg.Base, seg.End))
 	}
 	t.footers.Add(seg.Key, f)
-	return f, nil
+	return f, tail, nil
+}
+
+// tailFetchSize is how much of an object's end a footer read fetches: a
+// sixteenth of the object (which holds the footer and the queue sections
+// of a segment of small messages), between FooterTailSize and 1 MiB.
+func tailFetchSize(size int64) int64 {
+	return min(max(size/16, FooterTailSize), 1<<20)
+}
+
+// sectionFromTail returns a copy of qi's section if the tail (the object's
+// last len(tail) bytes) holds it, else nil.
+func sectionFromTail(tail []byte, objSize int64, qi *QueueIndex) []byte {
+	off := qi.SectionOffset - (objSize - int64(len(tail)))
+	if tail == nil || off < 0 || off+qi.SectionLen > int64(len(tail)) {
+		return nil
+	}
+	return bytes.Clone(tail[off : off+qi.SectionLen])
 }
 
 // queueSection returns the raw consume-queue section of one queue in a
-// segment object (cached like a block, verified when fetched).
-func (t *Tier) queueSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex) ([]byte, error) {
+// segment object (cached like a block, verified when fetched), taken from
+// tail when it holds it.
+func (t *Tier) queueSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex, tail []byte) ([]byte, error) {
 	return t.cache.Get(ctx, sectionCacheKey(seg.Key, qi.Topic, qi.QueueID), func(ctx context.Context) ([]byte, error) {
-		return t.fetchSection(ctx, seg, qi)
+		return t.fetchSection(ctx, seg, qi, tail)
 	})
 }
 
-func (t *Tier) fetchSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex) ([]byte, error) {
-	b, err := readAll(ctx, t.store, seg.Key, qi.SectionOffset, qi.SectionLen)
-	if err != nil {
-		return nil, err
+func (t *Tier) fetchSection(ctx context.Context, seg SegmentEntry, qi *QueueIndex, tail []byte) ([]byte, error) {
+	b := sectionFromTail(tail, seg.Size, qi)
+	if b == nil {
+		var err error
+		if b, err = readAll(ctx, t.store, seg.Key, qi.SectionOffset, qi.SectionLen); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := DecodeQueueSection(b, *qi); err != nil {
 		return nil, t.corrupt(seg, err)
@@ -415,7 +454,7 @@ func (t *Tier) OffsetForTime(ctx context.Context, topic string, queueID int32, t
 	if !ok {
 		return qr.First, true, nil
 	}
-	section, err := t.queueSection(ctx, seg, qi)
+	section, err := t.queueSection(ctx, seg, qi, nil)
 	if err != nil {
 		return 0, false, err
 	}
