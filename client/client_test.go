@@ -61,7 +61,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	if err := c.CreateTopic(ctx, TopicConfig{Name: "orders", ReadQueues: 3, WriteQueues: 3}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewProducer(c)
+	p, err := NewProducer(WithClient(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestSendBatch(t *testing.T) {
 	if err := c.CreateTopic(ctx, TopicConfig{Name: "batch", ReadQueues: 2, WriteQueues: 2}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewProducer(c, ProducerGroup("pg"))
+	p, err := NewProducer(WithClient(c), ProducerGroup("pg"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestSendBatch(t *testing.T) {
 	if _, err := p.Send(ctx, Message{Topic: "batch"}); err == nil {
 		t.Error("empty body was accepted")
 	}
-	small, _ := NewProducer(c, MaxMessageSize(10))
+	small, _ := NewProducer(WithClient(c), MaxMessageSize(10))
 	if _, err := small.Send(ctx, Message{Topic: "batch", Body: make([]byte, 11)}); err == nil {
 		t.Error("oversized body was accepted")
 	}
@@ -233,7 +233,7 @@ func TestOffsets(t *testing.T) {
 	if err := c.CreateTopic(ctx, TopicConfig{Name: "offs", ReadQueues: 1, WriteQueues: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	cs := mustConsumer(t, c, "grp")
 	mq := MessageQueue{Topic: "offs", BrokerName: "broker-a", QueueID: 0}
 
@@ -307,7 +307,7 @@ func TestLongPoll(t *testing.T) {
 	if err := c.CreateTopic(ctx, TopicConfig{Name: "lp", ReadQueues: 1, WriteQueues: 1}); err != nil {
 		t.Fatal(err)
 	}
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	cs := mustConsumer(t, c, "grp", LongPoll(5*time.Second))
 	mq := MessageQueue{Topic: "lp", BrokerName: "broker-a"}
 	done := make(chan error, 1)
@@ -337,7 +337,7 @@ func TestTopicNotFound(t *testing.T) {
 	if _, err := c.Route(ctx, "nope"); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("Route: %v, want ErrTopicNotFound", err)
 	}
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	if _, err := p.Send(ctx, Message{Topic: "nope", Body: []byte("x")}); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("Send: %v, want ErrTopicNotFound", err)
 	}
@@ -377,7 +377,7 @@ func TestAutoCreateThroughTemplateTopic(t *testing.T) {
 	s := startStandalone(t, standaloneOpts{autoCreate: true})
 	c := s.client(t)
 	ctx := testCtx(t)
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	res, err := p.Send(ctx, Message{Topic: "fresh", Body: []byte("hello")})
 	if err != nil {
 		t.Fatalf("Send to a new topic with auto-creation: %v", err)
@@ -396,7 +396,7 @@ func TestAutoCreateThroughTemplateTopic(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Without the template fallback an unknown topic is not found.
-	strict, _ := NewProducer(c, CreateTopicKey(""))
+	strict, _ := NewProducer(WithClient(c), CreateTopicKey(""))
 	if _, err := strict.Send(ctx, Message{Topic: "fresh2", Body: []byte("x")}); !errors.Is(err, ErrTopicNotFound) {
 		t.Errorf("Send without template: %v, want ErrTopicNotFound", err)
 	}
@@ -420,7 +420,7 @@ func TestAdminTopics(t *testing.T) {
 	if !slices.Contains(topics, "t1") || !slices.Contains(topics, "t2") || !slices.IsSorted(topics) {
 		t.Errorf("ListTopics = %v", topics)
 	}
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	for range 3 {
 		if _, err := p.Send(ctx, Message{Topic: "t1", Body: []byte("x")}); err != nil {
 			t.Fatal(err)
@@ -515,7 +515,7 @@ func TestRedialAndClose(t *testing.T) {
 	if n := runtime.NumGoroutine(); n != base {
 		t.Errorf("New started goroutines: %d, was %d", n, base)
 	}
-	p, _ := NewProducer(c)
+	p, _ := NewProducer(WithClient(c))
 	if _, err := p.Send(ctx, Message{Topic: "rd", Body: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}

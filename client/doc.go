@@ -2,17 +2,42 @@
 // admin helpers that speak RocketMQ 4.x remoting (../shared/PROTOCOL.md) to
 // Strata or to any RocketMQ 4.x cluster.
 //
-// It is built for short-lived processes (command-line tools now, serverless
-// functions later): it imports the standard library and remoting only, New
-// starts no goroutine, and nothing runs in the background except one reader
-// goroutine per open connection (remoting.Conn). Close closes the
-// connections and waits for those readers.
+// It is built for short-lived processes, serverless functions among them:
+// it imports the standard library, remoting and caarlos0/env only, logs
+// nothing unless given a Logger, and neither New nor NewProducer connects
+// or starts a goroutine. Nothing runs in the background except one reader
+// goroutine per open connection (remoting.Conn) and, while SendAsync calls
+// are pending, one goroutine each. Close stops them all.
 //
-//	c, err := client.New(client.NameServers("127.0.0.1:9876"))
+//	// Once per process (outside a function's handler):
+//	p, err := client.NewProducer(client.NameServers("10.0.0.1:9876"), client.ProducerGroup("orders"))
 //	if err != nil { ... }
-//	defer c.Close()
-//	p, _ := client.NewProducer(c)
+//	defer p.Close(context.Background())
+//	// Per request:
 //	res, err := p.Send(ctx, client.Message{Topic: "orders", Body: []byte("hi")})
+//
+// A Producer makes its own Client from the client options it is given
+// (NameServers, DialTimeout, RequestTimeout, RouteTTL, IdleConnTimeout,
+// ClientID, Logger). To share connections and routes between producers,
+// consumers and admin calls, make a Client with New and pass it with
+// WithClient; NewConsumer takes a Client.
+//
+// # Configuration
+//
+// New and NewProducer read these environment variables (parsed with
+// caarlos0/env); an option given in code wins over its variable, and a
+// variable over the default; an empty variable counts as unset:
+//
+//	STRATA_NAMESRV          name servers, "host:port;host:port" (NameServers)
+//	STRATA_CLIENT_ID        the client's id (ClientID)
+//	STRATA_DIAL_TIMEOUT     TCP connect timeout, "3s" (DialTimeout)
+//	STRATA_REQUEST_TIMEOUT  request timeout (RequestTimeout)
+//	STRATA_ROUTE_TTL        route cache lifetime (RouteTTL)
+//	STRATA_SEND_TIMEOUT     timeout of one send attempt (SendTimeout)
+//	STRATA_PRODUCER_GROUP   producer group (ProducerGroup)
+//
+// A value that does not parse, or is out of range, makes New or
+// NewProducer fail.
 //
 // # Routes and connections
 //
@@ -20,24 +45,45 @@
 // the first time it needs it and keeps it for RouteTTL; a failed send drops
 // it, so the next send asks again. Requests go to the name servers in turn,
 // starting from the one that answered last. The Client keeps one connection
-// per address (name server or broker), multiplexed by opaque; a connection
-// that closed (idle timeout, broker restart) is dialled again on next use.
+// per address (name server or broker), multiplexed by opaque, so that
+// concurrent requests (SendAsync) pipeline over it.
+//
+// Connections go stale while a process is frozen between invocations: the
+// broker closes idle connections, NAT gateways forget them, and the frozen
+// process notices only on its next write. The Client therefore replaces
+// a connection that closed, and one unused for longer than IdleConnTimeout,
+// before using it; sends a request again, once, on a new connection when a
+// reused connection fails under it; and closes a connection on which a
+// request timed out without any response arriving meanwhile (a half-open
+// connection whose peer is gone), so that the next request dials afresh. A
+// request over a half-open connection waits no longer than its timeout.
 //
 // # Sending
 //
 // Producer.Send sends one message with SEND_MESSAGE_V2 and several (of one
-// topic) as one SEND_BATCH_MESSAGE to a single queue. Queues are chosen
-// round-robin over the writable queues of the route. A send that fails with
-// a code rocketmq-client-go retries (SYSTEM_ERROR, SERVICE_NOT_AVAILABLE,
-// NO_PERMISSION, TOPIC_NOT_EXIST) or with a transport error is retried on the
-// next queue, on another broker when there is one. Delivery is at least
-// once: a send whose response was lost may be stored twice.
+// topic) as one SEND_BATCH_MESSAGE to a single queue, and returns each
+// message's queue, offset and id. Producer.SendAsync does the same without
+// waiting, calling back with the result; at most MaxInFlight are pending,
+// and Producer.Close waits for them. Queues are chosen round-robin over the
+// writable queues of the route. A send that fails with a code
+// rocketmq-client-go retries (SYSTEM_ERROR, SERVICE_NOT_AVAILABLE,
+// NO_PERMISSION, TOPIC_NOT_EXIST) or with a transport error is retried on
+// the next queue (SendRetries), on another broker when there is one.
+//
+// Delivery is at least once: a send whose response was lost (a timeout, a
+// connection that failed after the request was written) is sent again, and
+// may then be stored twice. Every message carries a unique id (UNIQ_KEY,
+// SendResult.MsgID, MessageExt.MsgID), the same in every attempt, by which
+// consumers can detect such duplicates.
 //
 // # Errors
 //
-// Errors wrap the sentinels of errors.go (ErrTopicNotFound,
-// ErrNameServerUnreachable, ErrBrokerUnreachable, ErrClientClosed) or are a
-// *ResponseError carrying the code and remark a server answered with;
-// errors.Is(err, ErrTopicNotFound) also holds for a TOPIC_NOT_EXIST
-// ResponseError.
+// Errors wrap the sentinels of errors.go or are a *ResponseError carrying
+// the code and remark a server answered with. errors.Is tells what failed:
+// ErrTopicNotFound (also for a TOPIC_NOT_EXIST answer), ErrTimeout (also
+// for the caller's context deadline, with context.DeadlineExceeded),
+// ErrThrottled (SYSTEM_BUSY), ErrAuth (NO_PERMISSION),
+// ErrNameServerUnreachable, ErrBrokerUnreachable, ErrNoQueue and
+// ErrClientClosed. Retryable(err) tells whether the same call may succeed
+// later.
 package client

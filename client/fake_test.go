@@ -137,7 +137,7 @@ func TestSendRetriesOnAnotherBroker(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			p, _ := NewProducer(c)
+			p, _ := NewProducer(WithClient(c))
 			ctx := testCtx(t)
 			fails := 0
 			for i := range 4 {
@@ -165,7 +165,7 @@ func TestSendRetriesOnAnotherBroker(t *testing.T) {
 				return
 			}
 			// With no retry, the failure surfaces.
-			p0, _ := NewProducer(c, SendRetries(0))
+			p0, _ := NewProducer(WithClient(c), SendRetries(0))
 			var last error
 			for range 2 {
 				if _, err := p0.Send(ctx, Message{Topic: "T", Body: []byte("x")}); err != nil {
@@ -190,7 +190,7 @@ func TestSendWireFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, _ := NewProducer(c, ProducerGroup("pg"))
+	p, _ := NewProducer(WithClient(c), ProducerGroup("pg"))
 	ctx := testCtx(t)
 	res, err := p.Send(ctx, Message{Topic: "T", Body: []byte("hello"), Tag: "tg", Keys: []string{"k1", "k2"}, Properties: map[string]string{"p": "v"}})
 	if err != nil {
@@ -356,7 +356,7 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("name servers %q", got)
 	}
 	for _, opts := range [][]ProducerOpt{{ProducerGroup("")}, {SendRetries(-1)}, {SendRetries(100)}, {SendTimeout(0)}, {MaxMessageSize(0)}, {MaxMessageSize(32 << 20)}} {
-		if _, err := NewProducer(c, opts...); err == nil {
+		if _, err := NewProducer(append([]ProducerOpt{WithClient(c)}, opts...)...); err == nil {
 			t.Errorf("NewProducer(%v) succeeded", opts)
 		}
 	}

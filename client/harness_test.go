@@ -33,11 +33,15 @@ type standalone struct {
 	brokerAddr string
 	ns         *namesrv.Server
 	b          *broker.Broker
+	// proxy, when standaloneOpts.proxy is set, stands between clients and
+	// the broker: the broker advertises its address.
+	proxy *tcpProxy
 }
 
 type standaloneOpts struct {
 	autoCreate bool
 	brokerName string
+	proxy      bool // clients reach the broker through a tcpProxy
 }
 
 // startStandalone starts a name server and a broker and waits until the
@@ -69,9 +73,15 @@ func startStandalone(t *testing.T, o standaloneOpts) *standalone {
 	// broker's store writes STOREHOST 127.0.0.1:0 into every record (it is
 	// configured in broker.New, before Start binds), so pulled offset
 	// message ids disagree with the send responses' (broker bug, reported).
+	listen, advertise := freePort(t), ""
+	if o.proxy {
+		s.proxy = startProxy(t, listen)
+		advertise = s.proxy.addr()
+	}
 	b, err := broker.New(ctx, broker.Config{
 		DataDir:          t.TempDir(),
-		Listen:           freePort(t),
+		Listen:           listen,
+		AdvertiseAddr:    advertise,
 		BrokerName:       name,
 		NameServers:      []string{s.nsAddr},
 		AutoCreateTopics: o.autoCreate,

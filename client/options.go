@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,22 +41,38 @@ const (
 	DefaultMaxMessageSize = 4 << 20
 	// DefaultSubscription is the tag expression of pulls: every message.
 	DefaultSubscription = "*"
+	// DefaultIdleConnTimeout is how long a connection may sit unused and
+	// still be reused: below the 120 s after which Java brokers close idle
+	// connections (Strata brokers: 180 s; NAT gateways: 350 s).
+	DefaultIdleConnTimeout = 100 * time.Second
+	// DefaultMaxInFlight bounds a Producer's pending SendAsync calls.
+	DefaultMaxInFlight = 128
 )
 
-// Opt configures a Client (New).
-type Opt interface{ apply(*cfg) }
+// Opt configures a Client (New). Every Opt is also a ProducerOpt: given to
+// NewProducer it configures the Client the Producer makes for itself.
+type Opt interface {
+	ProducerOpt
+	apply(*cfg)
+}
 
 type clientOpt func(*cfg)
 
 func (f clientOpt) apply(c *cfg) { f(c) }
 
+func (f clientOpt) applyProducer(c *producerCfg) { c.clientOpts = append(c.clientOpts, f) }
+
 // cfg is the Client's configuration, written by New only.
 type cfg struct {
-	nameServers    []string
-	dialTimeout    time.Duration
-	requestTimeout time.Duration
-	routeTTL       time.Duration
-	log            *slog.Logger
+	nameServers     []string
+	clientID        string
+	dialTimeout     time.Duration
+	requestTimeout  time.Duration
+	routeTTL        time.Duration
+	idleConnTimeout time.Duration
+	log             *slog.Logger
+	// dial opens a TCP connection; tests replace it. Nil: net.Dialer.
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // NameServers sets the name servers, each "host:port", also accepted as
@@ -99,12 +116,30 @@ func RouteTTL(d time.Duration) Opt { return clientOpt(func(c *cfg) { c.routeTTL 
 // debug level. Default: none (nil is silent).
 func Logger(l *slog.Logger) Opt { return clientOpt(func(c *cfg) { c.log = l }) }
 
+// ClientID sets the id the client gives brokers to tell its instances
+// apart (RocketMQ's clientID, used by consumer groups). Default: made once
+// per Client from the host address, the pid and random bytes
+// ("10.0.0.7@1#9f3a0c1e"), so that processes sharing a pid and an address
+// (serverless sandboxes behind NAT) still differ.
+func ClientID(id string) Opt { return clientOpt(func(c *cfg) { c.clientID = id }) }
+
+// IdleConnTimeout makes the client close and redial, rather than reuse, a
+// connection that carried no request for longer than d: brokers and NAT
+// gateways drop idle connections (Java brokers after 120 s), and a process
+// frozen between invocations does not notice until it writes. 0 reuses a
+// connection whatever its age (a dead one is still detected and replaced
+// on use, see the package doc). Default DefaultIdleConnTimeout.
+func IdleConnTimeout(d time.Duration) Opt {
+	return clientOpt(func(c *cfg) { c.idleConnTimeout = d })
+}
+
 func defaultCfg() cfg {
 	return cfg{
-		nameServers:    []string{DefaultNameServer},
-		dialTimeout:    DefaultDialTimeout,
-		requestTimeout: DefaultRequestTimeout,
-		routeTTL:       DefaultRouteTTL,
+		nameServers:     []string{DefaultNameServer},
+		dialTimeout:     DefaultDialTimeout,
+		requestTimeout:  DefaultRequestTimeout,
+		routeTTL:        DefaultRouteTTL,
+		idleConnTimeout: DefaultIdleConnTimeout,
 	}
 }
 
@@ -116,8 +151,8 @@ type bound struct {
 	why    string
 }
 
-func checkBounds(rows []bound) error {
-	var errs []error
+func checkBounds(rows []bound, more ...error) error {
+	errs := more
 	for _, r := range rows {
 		if r.value < r.lo || r.value > r.hi {
 			errs = append(errs, fmt.Errorf("client: %s is %d, want %d..%d (%s)", r.name, r.value, r.lo, r.hi, r.why))
@@ -142,7 +177,22 @@ func (c *cfg) validate() error {
 		// Long polls add their own hold time on top of this.
 		{"RequestTimeout", int64(c.requestTimeout), int64(time.Millisecond), int64(10 * time.Minute), "a request timeout"},
 		{"RouteTTL", int64(c.routeTTL), 0, int64(24 * time.Hour), "0 asks the name servers before every use"},
-	})
+		{"IdleConnTimeout", int64(c.idleConnTimeout), 0, int64(24 * time.Hour), "0 reuses connections whatever their age"},
+	}, checkClientID(c.clientID))
+}
+
+// checkClientID accepts "" (a generated id) or up to 255 printable ASCII
+// bytes without spaces.
+func checkClientID(id string) error {
+	if len(id) > 255 {
+		return fmt.Errorf("client: ClientID of %d bytes, longer than 255", len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return fmt.Errorf("client: ClientID %q: byte %q at %d is not printable ASCII", id, id[i], i)
+		}
+	}
+	return nil
 }
 
 // ProducerOpt configures a Producer (NewProducer).
@@ -158,14 +208,33 @@ type producerCfg struct {
 	sendTimeout    time.Duration
 	createTopicKey string
 	maxMessageSize int
+	maxInFlight    int
+	// client is the shared Client of WithClient; nil makes one from
+	// clientOpts.
+	client     *Client
+	clientOpts []Opt
 }
+
+// WithClient makes the Producer send through c, shared with other
+// producers and consumers, instead of a Client of its own; Producer.Close
+// then leaves c open. It cannot be combined with client options
+// (NameServers, Logger, …): those configure c.
+func WithClient(c *Client) ProducerOpt {
+	return producerOpt(func(pc *producerCfg) { pc.client = c })
+}
+
+// MaxInFlight bounds the SendAsync calls whose result is pending; one more
+// waits for a slot. Default DefaultMaxInFlight.
+func MaxInFlight(n int) ProducerOpt { return producerOpt(func(c *producerCfg) { c.maxInFlight = n }) }
 
 // ProducerGroup sets the producer group sent with each message. Default
 // DefaultProducerGroup.
 func ProducerGroup(g string) ProducerOpt { return producerOpt(func(c *producerCfg) { c.group = g }) }
 
 // SendRetries sets how many times a failed send is retried on another
-// queue (see retryableSend for which failures). Default DefaultSendRetries.
+// queue (see retryableSend for which failures). Independently of it, a
+// send over a reused connection that turns out dead is sent once more on a
+// new connection (see the package doc). Default DefaultSendRetries.
 func SendRetries(n int) ProducerOpt { return producerOpt(func(c *producerCfg) { c.retries = n }) }
 
 // SendTimeout bounds each send attempt (the caller's context bounds them
@@ -200,6 +269,7 @@ func (c *producerCfg) validate() error {
 		{"SendTimeout", int64(c.sendTimeout), int64(time.Millisecond), int64(10 * time.Minute), "a send timeout"},
 		// A frame is at most 16 MiB (remoting.DefaultMaxFrameSize) with the header.
 		{"MaxMessageSize", int64(c.maxMessageSize), 1, remoting.DefaultMaxFrameSize - 64<<10, "bytes of a body or batch"},
+		{"MaxInFlight", int64(c.maxInFlight), 1, 1 << 16, "pending SendAsync calls"},
 	})
 }
 

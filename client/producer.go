@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,45 +61,98 @@ func (r SendResult) Queue() MessageQueue {
 	return MessageQueue{Topic: r.Topic, BrokerName: r.BrokerName, QueueID: r.QueueID}
 }
 
-// Producer sends messages through a Client. It is safe for concurrent use
-// and holds no resources of its own: closing the Client ends it.
+// Producer sends messages. It is safe for concurrent use. It sends
+// through its own Client, made by NewProducer (no connection and no
+// goroutine until the first send) and closed by Close, or through a shared
+// one (WithClient).
 type Producer struct {
-	c    *Client
-	cfg  producerCfg
-	next atomic.Uint32 // round-robin position over the write queues
+	c     *Client
+	owned bool // c was made by NewProducer; Close closes it
+	cfg   producerCfg
+	next  atomic.Uint32 // round-robin position over the write queues
+
+	slots   chan struct{} // one per pending SendAsync (MaxInFlight)
+	pending sync.WaitGroup
+	// abort ends the sends of SendAsync when Close gives up waiting.
+	abort       context.Context
+	abortCancel context.CancelFunc
+
+	mu        sync.Mutex
+	npending  int // SendAsync goroutines running
+	closed    bool
+	closing   chan struct{} // closed by the first Close
+	closeErr  error
+	closeDone chan struct{} // closed when the first Close has finished
 }
 
-// NewProducer returns a Producer that sends through c.
-func NewProducer(c *Client, opts ...ProducerOpt) (*Producer, error) {
+// NewProducer returns a Producer configured by the environment (see the
+// package doc, "Configuration") and opts, which win over it. opts may mix
+// producer options (ProducerGroup, SendTimeout, …) with client options
+// (NameServers, Logger, …), which configure the Producer's own Client, or
+// name a shared Client with WithClient. It neither connects nor starts a
+// goroutine.
+//
+//	p, err := client.NewProducer(client.NameServers("10.0.0.1:9876"), client.ProducerGroup("orders"))
+func NewProducer(opts ...ProducerOpt) (*Producer, error) {
 	pc := producerCfg{
 		group:          DefaultProducerGroup,
 		retries:        DefaultSendRetries,
 		sendTimeout:    DefaultSendTimeout,
 		createTopicKey: DefaultCreateTopicKey,
 		maxMessageSize: DefaultMaxMessageSize,
+		maxInFlight:    DefaultMaxInFlight,
 	}
+	e, err := readEnv()
+	if err != nil {
+		return nil, err
+	}
+	e.applyProducer(&pc)
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("client: NewProducer given a nil option")
+		}
 		o.applyProducer(&pc)
 	}
 	if err := pc.validate(); err != nil {
 		return nil, err
 	}
-	return &Producer{c: c, cfg: pc}, nil
+	c, owned := pc.client, false
+	switch {
+	case c != nil && len(pc.clientOpts) > 0:
+		return nil, errors.New("client: NewProducer given both WithClient and client options (NameServers, Logger, …): configure the shared Client instead")
+	case c == nil:
+		if c, err = New(pc.clientOpts...); err != nil {
+			return nil, err
+		}
+		owned = true
+	}
+	pc.clientOpts = nil
+	abort, cancel := context.WithCancel(context.Background())
+	return &Producer{c: c, owned: owned, cfg: pc, slots: make(chan struct{}, pc.maxInFlight),
+		abort: abort, abortCancel: cancel, closing: make(chan struct{}), closeDone: make(chan struct{})}, nil
 }
+
+// Client returns the Client the Producer sends through (its own, or the
+// one of WithClient), for admin calls or a Consumer sharing its
+// connections. A Client the Producer owns closes with it.
+func (p *Producer) Client() *Client { return p.c }
 
 // defaultTopicQueueNums is the queue count asked for a topic created from
 // the template topic, and the most queues per broker used meanwhile
 // (rocketmq-client-go: 4).
 const defaultTopicQueueNums = 4
 
-// Send stores msgs, which must share one topic, and returns one result per
-// message. One message goes with SEND_MESSAGE_V2; several go as one
-// SEND_BATCH_MESSAGE into a single queue, with consecutive queue offsets.
-// Every message gets a fresh UNIQ_KEY (SendResult.MsgID), kept across
-// retries. A failure that may pass on another queue is retried there (see
-// the package doc); the error of the last attempt is returned, wrapping
-// ErrTopicNotFound when the topic does not exist.
-func (p *Producer) Send(ctx context.Context, msgs ...Message) ([]SendResult, error) {
+// outgoing is a validated, encoded send: one message or a batch.
+type outgoing struct {
+	topic string
+	n     int
+	ids   []string
+	props [][]byte
+	body  []byte
+}
+
+// prepare checks msgs and encodes them, giving each a fresh UNIQ_KEY.
+func (p *Producer) prepare(msgs []Message) (*outgoing, error) {
 	if len(msgs) == 0 {
 		return nil, errors.New("client: Send of no message")
 	}
@@ -106,9 +160,8 @@ func (p *Producer) Send(ctx context.Context, msgs ...Message) ([]SendResult, err
 	if err := checkTopic(topic); err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(msgs))
+	o := &outgoing{topic: topic, n: len(msgs), ids: make([]string, len(msgs)), props: make([][]byte, len(msgs))}
 	bodies := make([][]byte, len(msgs))
-	props := make([][]byte, len(msgs))
 	size := 0
 	for i := range msgs {
 		m := &msgs[i]
@@ -118,25 +171,179 @@ func (p *Producer) Send(ctx context.Context, msgs ...Message) ([]SendResult, err
 		if len(m.Body) == 0 {
 			return nil, fmt.Errorf("client: message %d has an empty body", i)
 		}
-		ids[i] = newUniqID()
+		o.ids[i] = newUniqID()
 		var err error
-		if props[i], err = m.properties(ids[i]); err != nil {
+		if o.props[i], err = m.properties(o.ids[i]); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		bodies[i] = m.Body
 		size += len(m.Body)
 	}
-	var body []byte
 	if len(msgs) == 1 {
-		body = bodies[0]
+		o.body = bodies[0]
 	} else {
-		body = encodeBatch(bodies, props)
-		size = len(body)
+		o.body = encodeBatch(bodies, o.props)
+		size = len(o.body)
 	}
 	if size > p.cfg.maxMessageSize {
 		return nil, fmt.Errorf("client: message of %d bytes exceeds the limit of %d (MaxMessageSize)", size, p.cfg.maxMessageSize)
 	}
+	return o, nil
+}
 
+func (p *Producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// Send stores msgs, which must share one topic, and returns one result per
+// message. One message goes with SEND_MESSAGE_V2; several go as one
+// SEND_BATCH_MESSAGE into a single queue, with consecutive queue offsets.
+// Every message gets a fresh UNIQ_KEY (SendResult.MsgID), kept across
+// retries. A failure that may pass on another queue is retried there (see
+// the package doc); the error of the last attempt is returned, wrapping
+// ErrTopicNotFound when the topic does not exist, ErrTimeout when no
+// answer came in time (see Retryable).
+func (p *Producer) Send(ctx context.Context, msgs ...Message) ([]SendResult, error) {
+	if p.isClosed() {
+		return nil, ErrClientClosed
+	}
+	o, err := p.prepare(msgs)
+	if err != nil {
+		return nil, err
+	}
+	return p.send(ctx, o)
+}
+
+// SendAsync sends msgs as Send does, without waiting for the result: it
+// checks and encodes them, waits for one of MaxInFlight slots, and returns;
+// done (if not nil) is called later, once, from another goroutine, with
+// what Send would have returned. Many SendAsync calls pipeline their
+// requests over one connection per broker. done should return quickly:
+// the slot is free by then, but Close waits for it (so done must not call
+// Close).
+//
+// SendAsync returns an error, and done is not called, when msgs are
+// invalid, when ctx ends before a slot frees up, or when the Producer is
+// closing. ctx bounds the send itself too, so it must outlive the call
+// (not a request context that ends when a handler returns); Close flushes
+// what is pending. Message bodies must not be modified before done is
+// called.
+func (p *Producer) SendAsync(ctx context.Context, msgs []Message, done func([]SendResult, error)) error {
+	if p.isClosed() {
+		return ErrClientClosed
+	}
+	o, err := p.prepare(msgs)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("client: SendAsync waiting for a free slot (MaxInFlight %d): %w", p.cfg.maxInFlight, timeoutError(ctx.Err()))
+	case <-p.closing:
+		return ErrClientClosed
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.slots
+		return ErrClientClosed
+	}
+	p.pending.Add(1)
+	p.npending++
+	p.mu.Unlock()
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			p.npending--
+			p.mu.Unlock()
+			p.pending.Done()
+		}()
+		sctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(p.abort, cancel)
+		res, err := p.send(sctx, o)
+		stop()
+		cancel()
+		if err != nil && p.abort.Err() != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w: send abandoned by Producer.Close: %w", ErrClientClosed, err)
+		}
+		<-p.slots
+		if done != nil {
+			done(res, err)
+		}
+	}()
+	return nil
+}
+
+// Close stops the Producer: later sends fail with ErrClientClosed, and
+// SendAsync calls waiting for a slot return it. Close waits until every
+// pending SendAsync has completed and called its done, or until ctx ends;
+// then the sends still pending are cancelled (their done gets an error
+// wrapping ErrClientClosed) and Close returns ctx's error, after they are
+// gone. Last, Close closes the Producer's own Client (not one given with
+// WithClient), which fails Send calls still running. No goroutine of the
+// Producer outlives Close. Calling Close again waits for the first call
+// and returns its result.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		select {
+		case <-p.closeDone:
+			return p.closeErr
+		default:
+		}
+		select {
+		case <-p.closeDone:
+			return p.closeErr
+		case <-ctx.Done():
+			return fmt.Errorf("client: Producer.Close: %w", timeoutError(ctx.Err()))
+		}
+	}
+	p.closed = true
+	close(p.closing)
+	npending := p.npending
+	p.mu.Unlock()
+
+	var errs []error
+	if npending > 0 {
+		errs = p.waitPending(ctx)
+	}
+	p.abortCancel()
+	if p.owned {
+		if err := p.c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.closeErr = errors.Join(errs...)
+	close(p.closeDone)
+	return p.closeErr
+}
+
+// waitPending waits for the pending SendAsync calls, or until ctx ends;
+// then it cancels them and waits for them to return.
+func (p *Producer) waitPending(ctx context.Context) []error {
+	idle := make(chan struct{})
+	go func() { // ends when the pending sends do, which waitPending waits for
+		p.pending.Wait()
+		close(idle)
+	}()
+	var errs []error
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		p.abortCancel()
+		<-idle
+		errs = append(errs, fmt.Errorf("client: Producer.Close abandoned pending sends: %w", timeoutError(ctx.Err())))
+	}
+	return errs
+}
+
+// send sends o, retrying on other queues as the package doc says.
+func (p *Producer) send(ctx context.Context, o *outgoing) ([]SendResult, error) {
+	topic := o.topic
 	route, err := p.route(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -155,12 +362,12 @@ func (p *Producer) Send(ctx context.Context, msgs ...Message) ([]SendResult, err
 		mq := pickQueue(queues, start+attempt, lastBroker)
 		b, _ := route.Broker(mq.BrokerName)
 		addr := b.LeaderAddr()
-		req := p.sendRequest(mq, body, props, len(msgs))
+		req := p.sendRequest(mq, o.body, o.props, o.n)
 		t0 := time.Now()
 		resp, err := p.c.roundTrip(ctx, addr, req, p.cfg.sendTimeout, ErrBrokerUnreachable)
 		if err == nil {
 			var res []SendResult
-			if res, err = sendResults(addr, req, resp, mq, ids); err == nil {
+			if res, err = sendResults(addr, req, resp, mq, o.ids); err == nil {
 				return res, nil
 			}
 		}

@@ -72,7 +72,7 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return err
 	}
 	defer cl.Close()
-	p, err := client.NewProducer(cl, client.ProducerGroup(c.Group))
+	p, err := client.NewProducer(client.WithClient(cl), client.ProducerGroup(c.Group))
 	if err != nil {
 		return err
 	}
