@@ -15,11 +15,9 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -27,6 +25,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/strata-mq/strata/tier"
+	"github.com/strata-mq/strata/tier/internal/s3compat"
 )
 
 // Defaults for Config fields left zero.
@@ -168,20 +167,12 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		client:    client,
 		core:      minio.Core{Client: client},
 		bucket:    cfg.Bucket,
-		prefix:    normPrefix(cfg.Prefix),
+		prefix:    s3compat.NormPrefix(cfg.Prefix),
 		where:     scheme + cfg.Endpoint,
 		partSize:  cfg.PartSize,
 		threads:   cfg.Concurrency,
 		anonymous: anonymous,
 	}, nil
-}
-
-func normPrefix(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return ""
-	}
-	return p + "/"
 }
 
 // Client returns the underlying minio-go client.
@@ -242,23 +233,20 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 		opts.SetMatchETagExcept("*")
 	}
 	var body io.Reader
-	var er *exactReader
+	var er *s3compat.ExactReader
 	if size <= smallPut {
-		buf := make([]byte, size)
-		if n, err := io.ReadFull(r, buf); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("miniostore: %s %q: reader ended after %d of %d bytes: %w", op, key, n, size, io.ErrUnexpectedEOF)
-			}
-			return fmt.Errorf("miniostore: %s %q: read data: %w", op, key, err)
+		buf, err := s3compat.ReadSmall(r, size)
+		if err != nil {
+			return fmt.Errorf("miniostore: %s %q: %w", op, key, err)
 		}
 		body = bytes.NewReader(buf)
 	} else {
-		er = &exactReader{r: r, left: size}
+		er = &s3compat.ExactReader{R: r, Left: size}
 		body = er
 	}
 	if _, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, body, size, opts); err != nil {
-		if er != nil && er.err != nil { // the caller's reader failed or ended early
-			return fmt.Errorf("miniostore: %s %q: %w", op, key, er.err)
+		if er != nil && er.Err != nil { // the caller's reader failed or ended early
+			return fmt.Errorf("miniostore: %s %q: %w", op, key, er.Err)
 		}
 		return s.mapErr(ctx, op, key, err)
 	}
@@ -296,7 +284,7 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) (io.Read
 		rc.Close()
 		return nil, fmt.Errorf("miniostore: get %q: range %d+%d is past the end of the object (got %d bytes)", key, off, n, info.Size)
 	}
-	return &body{rc: rc, s: s, ctx: ctx, key: key}, nil
+	return &s3compat.Body{RC: rc, Map: func(err error) error { return s.mapErr(ctx, "read", key, err) }}, nil
 }
 
 // emptyRange checks that off is within key's size and returns an empty
@@ -306,11 +294,8 @@ func (s *Store) emptyRange(ctx context.Context, key string, off, n int64) (io.Re
 	if err != nil {
 		return nil, err
 	}
-	if off > info.Size {
-		return nil, fmt.Errorf("miniostore: get %q: offset %d is past the end of the %d-byte object", key, off, info.Size)
-	}
-	if n > 0 || (n < 0 && off < info.Size) {
-		return nil, fmt.Errorf("miniostore: get %q: range %d+%d not satisfiable for a %d-byte object", key, off, n, info.Size)
+	if err := s3compat.CheckEmptyRange(off, n, info.Size); err != nil {
+		return nil, fmt.Errorf("miniostore: get %q: %w", key, err)
 	}
 	return io.NopCloser(strings.NewReader("")), nil
 }
@@ -319,24 +304,6 @@ func isInvalidRange(err error) bool {
 	var er minio.ErrorResponse
 	return errors.As(err, &er) && (er.Code == "InvalidRange" || er.StatusCode == http.StatusRequestedRangeNotSatisfiable)
 }
-
-// body maps errors while reading an object's body.
-type body struct {
-	rc  io.ReadCloser
-	s   *Store
-	ctx context.Context
-	key string
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = b.s.mapErr(b.ctx, "read", b.key, err)
-	}
-	return n, err
-}
-
-func (b *body) Close() error { return b.rc.Close() }
 
 // Stat returns key's size and modification time.
 func (s *Store) Stat(ctx context.Context, key string) (tier.ObjectInfo, error) {
@@ -391,25 +358,6 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string) iter.Seq2[t
 	}
 }
 
-// Error codes S3-compatible stores use.
-var (
-	credentialCodes = map[string]bool{
-		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
-		"InvalidToken": true, "TokenRefreshRequired": true, "InvalidSecurity": true,
-		"AuthorizationHeaderMalformed": true, "XMinioInvalidIAMCredentials": true,
-	}
-	deniedCodes = map[string]bool{
-		"AccessDenied": true, "AllAccessDisabled": true, "AccountProblem": true, "Forbidden": true,
-	}
-	retryCodes = map[string]bool{
-		"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
-		"TooManyRequests": true, "RequestTimeout": true, "InternalError": true, "ServiceUnavailable": true,
-		"RequestThrottled": true, "BandwidthLimitExceeded": true, "XMinioServerNotInitialized": true,
-		"XMinioReadQuorum": true, "XMinioWriteQuorum": true, "OperationAborted": true,
-		"SlowDownRead": true, "SlowDownWrite": true,
-	}
-)
-
 // mapErr classifies a minio-go error for op on key (see tier.ObjectStore).
 func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	where := fmt.Sprintf("minio %s %q in bucket %q", op, key, s.bucket)
@@ -424,10 +372,10 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	if errors.As(err, &er) {
 		code, status = er.Code, er.StatusCode
 	}
-	switch {
-	case code == "NoSuchBucket":
+	switch s3compat.Classify(code, status, true) {
+	case s3compat.NoBucket:
 		return s.noBucket(err)
-	case code == "NoSuchKey" || code == "NoSuchObject" || status == http.StatusNotFound:
+	case s3compat.NotFound:
 		// A HEAD on a missing bucket looks like a missing key: make sure
 		// the bucket exists before calling the key missing.
 		if !s.bucketOK.Load() {
@@ -436,74 +384,24 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 			}
 		}
 		return fmt.Errorf("%s: %w", where, tier.ErrNotFound)
-	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||
-		status == http.StatusPreconditionFailed:
+	case s3compat.Exists:
 		return fmt.Errorf("%s: %w (%s)", where, tier.ErrExists, code)
-	case credentialCodes[code]:
+	case s3compat.Credentials:
 		return fmt.Errorf("minio credentials rejected (%s) by %s (%s): %w", code, s.where, where, err)
-	case deniedCodes[code] || status == http.StatusForbidden:
+	case s3compat.Denied:
 		hint := "the credentials are rejected or lack permission on bucket " + fmt.Sprintf("%q", s.bucket)
 		if s.anonymous {
 			hint = "no credentials found (set MINIO_ROOT_USER/MINIO_ROOT_PASSWORD, MINIO_ACCESS_KEY/MINIO_SECRET_KEY or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
 		}
 		return fmt.Errorf("minio access denied (%s) by %s: %s (%s): %w", code, s.where, hint, where, err)
-	case retryCodes[code] || status >= 500 || status == http.StatusTooManyRequests:
+	case s3compat.Retry:
 		return fmt.Errorf("%s: %w (%s): %w", where, tier.ErrUnavailable, code, err)
-	case isTransient(err):
+	}
+	if s3compat.IsTransient(err) {
 		return fmt.Errorf("%s: %w: %w", where, tier.ErrUnavailable, err)
-	case code != "":
+	}
+	if code != "" {
 		return fmt.Errorf("%s: %s: %w", where, code, err)
 	}
 	return fmt.Errorf("%s: %w", where, err)
-}
-
-// isTransient reports network-level failures worth retrying: timeouts,
-// refused or reset connections, connections closed mid-response.
-func isTransient(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded)
-}
-
-// exactReader reads exactly left bytes from r and remembers a failure of r
-// (an error, or EOF before left bytes), so Put can report it as the
-// caller's problem rather than the store's.
-type exactReader struct {
-	r    io.Reader
-	left int64
-	err  error
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	switch {
-	case err == io.EOF && e.left > 0:
-		e.err = fmt.Errorf("reader ended %d bytes short of the declared size: %w", e.left, io.ErrUnexpectedEOF)
-		return n, e.err
-	case err == io.EOF:
-		return n, io.EOF
-	case err != nil:
-		e.err = fmt.Errorf("read data: %w", err)
-		return n, e.err
-	}
-	return n, nil
 }

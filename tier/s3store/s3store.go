@@ -16,12 +16,10 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +34,7 @@ import (
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/strata-mq/strata/tier"
+	"github.com/strata-mq/strata/tier/internal/s3compat"
 )
 
 // Defaults for Config fields left zero.
@@ -175,21 +174,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			u.Concurrency = cfg.Concurrency
 		}),
 		bucket: cfg.Bucket,
-		prefix: normPrefix(cfg.Prefix),
+		prefix: s3compat.NormPrefix(cfg.Prefix),
 		where:  cfg.Endpoint,
 	}
 	if s.where == "" {
 		s.where = "AWS S3 (" + awsCfg.Region + ")"
 	}
 	return s, nil
-}
-
-func normPrefix(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return ""
-	}
-	return p + "/"
 }
 
 // Client returns the underlying S3 client.
@@ -244,14 +235,11 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 	}
 	full := aws.String(s.prefix + key)
 	if size <= smallPut {
-		buf := make([]byte, size)
-		if n, err := io.ReadFull(r, buf); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("s3store: %s %q: reader ended after %d of %d bytes: %w", op, key, n, size, io.ErrUnexpectedEOF)
-			}
-			return fmt.Errorf("s3store: %s %q: read data: %w", op, key, err)
+		buf, err := s3compat.ReadSmall(r, size)
+		if err != nil {
+			return fmt.Errorf("s3store: %s %q: %w", op, key, err)
 		}
-		_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:        aws.String(s.bucket),
 			Key:           full,
 			Body:          bytes.NewReader(buf),
@@ -263,7 +251,7 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 		}
 		return nil
 	}
-	er := &exactReader{r: r, left: size}
+	er := &s3compat.ExactReader{R: r, Left: size}
 	_, err := s.uploader.Upload(ctx, &s3.PutObjectInput{
 		Bucket:      aws.String(s.bucket),
 		Key:         full,
@@ -271,8 +259,8 @@ func (s *Store) put(ctx context.Context, op, key string, r io.Reader, size int64
 		IfNoneMatch: ifNoneMatch,
 	})
 	if err != nil {
-		if er.err != nil { // the caller's reader failed or ended early
-			return fmt.Errorf("s3store: %s %q: %w", op, key, er.err)
+		if er.Err != nil { // the caller's reader failed or ended early
+			return fmt.Errorf("s3store: %s %q: %w", op, key, er.Err)
 		}
 		return s.mapErr(ctx, op, key, err)
 	}
@@ -311,7 +299,7 @@ func (s *Store) GetRange(ctx context.Context, key string, off, n int64) (io.Read
 		return nil, fmt.Errorf("s3store: get %q: range %d+%d is past the end of the object (got %d bytes, %s)",
 			key, off, n, aws.ToInt64(out.ContentLength), aws.ToString(out.ContentRange))
 	}
-	return &body{rc: out.Body, s: s, ctx: ctx, key: key}, nil
+	return &s3compat.Body{RC: out.Body, Map: func(err error) error { return s.mapErr(ctx, "read", key, err) }}, nil
 }
 
 // emptyRange checks that off is within key's size and returns an empty
@@ -321,11 +309,8 @@ func (s *Store) emptyRange(ctx context.Context, key string, off, n int64) (io.Re
 	if err != nil {
 		return nil, err
 	}
-	if off > info.Size {
-		return nil, fmt.Errorf("s3store: get %q: offset %d is past the end of the %d-byte object", key, off, info.Size)
-	}
-	if n > 0 || (n < 0 && off < info.Size) {
-		return nil, fmt.Errorf("s3store: get %q: range %d+%d not satisfiable for a %d-byte object", key, off, n, info.Size)
+	if err := s3compat.CheckEmptyRange(off, n, info.Size); err != nil {
+		return nil, fmt.Errorf("s3store: get %q: %w", key, err)
 	}
 	return io.NopCloser(strings.NewReader("")), nil
 }
@@ -338,24 +323,6 @@ func isInvalidRange(err error) bool {
 	var re *awshttp.ResponseError
 	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
 }
-
-// body maps errors while reading an object's body.
-type body struct {
-	rc  io.ReadCloser
-	s   *Store
-	ctx context.Context
-	key string
-}
-
-func (b *body) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		err = b.s.mapErr(b.ctx, "read", b.key, err)
-	}
-	return n, err
-}
-
-func (b *body) Close() error { return b.rc.Close() }
 
 // Stat returns key's size and modification time.
 func (s *Store) Stat(ctx context.Context, key string) (tier.ObjectInfo, error) {
@@ -404,24 +371,6 @@ func (s *Store) List(ctx context.Context, prefix, startAfter string) iter.Seq2[t
 	}
 }
 
-// Error codes S3 (and compatible stores) use.
-var (
-	credentialCodes = map[string]bool{
-		"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
-		"InvalidToken": true, "TokenRefreshRequired": true, "InvalidSecurity": true,
-		"AuthorizationHeaderMalformed": true, "InvalidClientTokenId": true,
-	}
-	deniedCodes = map[string]bool{
-		"AccessDenied": true, "AllAccessDisabled": true, "AccountProblem": true, "Forbidden": true,
-	}
-	retryCodes = map[string]bool{
-		"SlowDown": true, "Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true,
-		"TooManyRequests": true, "RequestTimeout": true, "InternalError": true, "ServiceUnavailable": true,
-		"RequestThrottled": true, "BandwidthLimitExceeded": true, "XMinioServerNotInitialized": true,
-		"XMinioReadQuorum": true, "XMinioWriteQuorum": true, "OperationAborted": true,
-	}
-)
-
 // mapErr classifies an SDK error for op on key (see tier.ObjectStore).
 func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	where := fmt.Sprintf("s3 %s %q in bucket %q", op, key, s.bucket)
@@ -441,10 +390,10 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 	if errors.As(err, &re) {
 		status = re.HTTPStatusCode()
 	}
-	switch {
-	case code == "NoSuchBucket":
+	switch s3compat.Classify(code, status, false) {
+	case s3compat.NoBucket:
 		return s.noBucket(err)
-	case code == "NoSuchKey" || (status == http.StatusNotFound && (code == "NotFound" || code == "")):
+	case s3compat.NotFound:
 		// A HEAD on a missing bucket also answers a bare 404: make sure
 		// the bucket exists before calling the key missing.
 		if !s.bucketOK.Load() {
@@ -453,41 +402,24 @@ func (s *Store) mapErr(ctx context.Context, op, key string, err error) error {
 			}
 		}
 		return fmt.Errorf("%s: %w", where, tier.ErrNotFound)
-	case code == "PreconditionFailed" || code == "ConditionalRequestConflict" ||
-		status == http.StatusPreconditionFailed:
+	case s3compat.Exists:
 		return fmt.Errorf("%s: %w (%s)", where, tier.ErrExists, code)
-	case credentialCodes[code]:
+	case s3compat.Credentials:
 		return fmt.Errorf("s3 credentials rejected (%s) by %s (%s): %w", code, s.where, where, err)
-	case deniedCodes[code] || status == http.StatusForbidden:
+	case s3compat.Denied:
 		if code == "" {
 			code = "HTTP 403"
 		}
 		return fmt.Errorf("s3 access denied (%s) by %s: the credentials are rejected or lack permission on bucket %q (%s): %w",
 			code, s.where, s.bucket, where, err)
-	case retryCodes[code] || status >= 500 || status == http.StatusTooManyRequests:
+	case s3compat.Retry:
 		return fmt.Errorf("%s: %w: %w", where, tier.ErrUnavailable, err)
-	case isTransient(err):
+	}
+	var qe ratelimit.QuotaExceededError
+	if s3compat.IsTransient(err) || errors.As(err, &qe) {
 		return fmt.Errorf("%s: %w: %w", where, tier.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", where, err)
-}
-
-// isTransient reports network-level failures worth retrying: timeouts,
-// refused or reset connections, connections closed mid-response.
-func isTransient(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) { // refused, reset, unreachable, DNS failure
-		return true
-	}
-	var qe ratelimit.QuotaExceededError
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &qe)
 }
 
 // sdkLogger sends the SDK's own log lines (mostly notes about checksums it
@@ -496,38 +428,4 @@ type sdkLogger struct{}
 
 func (sdkLogger) Logf(c logging.Classification, format string, v ...any) {
 	slog.Debug("s3store: aws sdk: "+fmt.Sprintf(format, v...), "sdk_level", string(c))
-}
-
-// exactReader reads exactly left bytes from r and remembers a failure of r
-// (an error, or EOF before left bytes), so Put can report it as the
-// caller's problem rather than the store's.
-type exactReader struct {
-	r    io.Reader
-	left int64
-	err  error
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	switch {
-	case err == io.EOF && e.left > 0:
-		e.err = fmt.Errorf("reader ended %d bytes short of the declared size: %w", e.left, io.ErrUnexpectedEOF)
-		return n, e.err
-	case err == io.EOF:
-		return n, io.EOF
-	case err != nil:
-		e.err = fmt.Errorf("read data: %w", err)
-		return n, e.err
-	}
-	return n, nil
 }

@@ -182,15 +182,3 @@ func TestMapErr(t *testing.T) {
 		}
 	}
 }
-
-func TestExactReader(t *testing.T) {
-	e := &exactReader{r: strings.NewReader("abcdef"), left: 4}
-	b, err := io.ReadAll(e)
-	if err != nil || string(b) != "abcd" {
-		t.Fatalf("long reader: %q %v", b, err)
-	}
-	e = &exactReader{r: strings.NewReader("ab"), left: 4}
-	if _, err := io.ReadAll(e); !errors.Is(err, io.ErrUnexpectedEOF) || e.err == nil {
-		t.Fatalf("short reader: %v", err)
-	}
-}
