@@ -356,27 +356,7 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 			code, next = remoting.RespPullOffsetMoved, maxOff
 		}
 	}
-	resp := remoting.NewResponse(req, code, "")
-	resp.ExtFields = map[string]string{
-		"nextBeginOffset":      strconv.FormatInt(next, 10),
-		"minOffset":            strconv.FormatInt(minOff, 10),
-		"maxOffset":            strconv.FormatInt(maxOff, 10),
-		"suggestWhichBrokerId": "0",
-	}
-	if code == remoting.RespSuccess {
-		n := 0
-		for _, rec := range cr.Records {
-			n += len(rec)
-		}
-		body := make([]byte, 0, n)
-		for _, rec := range cr.Records {
-			body = append(body, rec...)
-		}
-		resp.Body = body
-		b.metrics.msgsOut.WithLabelValues(h.topic).Add(float64(len(cr.Records)))
-		b.metrics.bytesOut.WithLabelValues(h.topic).Add(float64(n))
-	}
-	return resp, code == remoting.RespPullNotFound
+	return b.pullResponse(req, code, h.topic, next, minOff, maxOff, cr.Records), code == remoting.RespPullNotFound
 }
 
 // minOffset is the queue's first readable offset in either tier.

@@ -140,27 +140,33 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 	case store.OffsetOverflowOne:
 		code = remoting.RespPullNotFound
 	}
-	resp = remoting.NewResponse(req, code, "")
+	return b.pullResponse(req, code, h.topic, next, r.MinOffset, r.MaxOffset, r.Records), code == remoting.RespPullNotFound
+}
+
+// pullResponse builds a pull response; on success its body is recs one
+// after another (hot or cold, the stored bytes as they are).
+func (b *Broker) pullResponse(req *remoting.Command, code int16, topic string, next, minOff, maxOff int64, recs [][]byte) *remoting.Command {
+	resp := remoting.NewResponse(req, code, "")
 	resp.ExtFields = map[string]string{
 		"nextBeginOffset":      strconv.FormatInt(next, 10),
-		"minOffset":            strconv.FormatInt(r.MinOffset, 10),
-		"maxOffset":            strconv.FormatInt(r.MaxOffset, 10),
+		"minOffset":            strconv.FormatInt(minOff, 10),
+		"maxOffset":            strconv.FormatInt(maxOff, 10),
 		"suggestWhichBrokerId": "0",
 	}
 	if code == remoting.RespSuccess {
 		n := 0
-		for _, rec := range r.Records {
+		for _, rec := range recs {
 			n += len(rec)
 		}
 		body := make([]byte, 0, n)
-		for _, rec := range r.Records {
+		for _, rec := range recs {
 			body = append(body, rec...)
 		}
 		resp.Body = body
-		b.metrics.msgsOut.WithLabelValues(h.topic).Add(float64(len(r.Records)))
-		b.metrics.bytesOut.WithLabelValues(h.topic).Add(float64(n))
+		b.metrics.msgsOut.WithLabelValues(topic).Add(float64(len(recs)))
+		b.metrics.bytesOut.WithLabelValues(topic).Add(float64(n))
 	}
-	return resp, code == remoting.RespPullNotFound
+	return resp
 }
 
 // hold is a pull waiting for messages.
