@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strconv"
 	"time"
@@ -258,7 +257,7 @@ func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.S
 	first, last := foot.Blocks[run[0]], foot.Blocks[run[len(run)-1]]
 	t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(func(ctx context.Context) ([]byte, error) {
 		n := last.ObjOffset + int64(last.CompLen) - first.ObjOffset
-		comp, err := readAll(ctx, t.store, seg.Key, first.ObjOffset, n)
+		comp, err := segGet(ctx, t.store, seg.Key, first.ObjOffset, n)
 		if err != nil {
 			return nil, err
 		}
@@ -357,7 +356,7 @@ func (t *Tier) footerAndTail(ctx context.Context, seg SegmentEntry) (*Footer, []
 		return f, nil, nil
 	}
 	n := min(seg.Size, tailFetchSize(seg.Size))
-	tail, err := readAll(ctx, t.store, seg.Key, seg.Size-n, n)
+	tail, err := segGet(ctx, t.store, seg.Key, seg.Size-n, n)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -406,7 +405,7 @@ func (t *Tier) fetchSection(ctx context.Context, seg SegmentEntry, qi *QueueInde
 	b := sectionFromTail(tail, seg.Size, qi)
 	if b == nil {
 		var err error
-		if b, err = readAll(ctx, t.store, seg.Key, qi.SectionOffset, qi.SectionLen); err != nil {
+		if b, err = segGet(ctx, t.store, seg.Key, qi.SectionOffset, qi.SectionLen); err != nil {
 			return nil, err
 		}
 	}
@@ -529,20 +528,4 @@ func (t *Tier) Bounds(topic string, queueID int32) (first, next int64, ok bool) 
 		return 0, 0, false
 	}
 	return m.QueueBounds(topic, queueID)
-}
-
-func readAll(ctx context.Context, s ObjectStore, key string, off, n int64) ([]byte, error) {
-	rc, err := s.GetRange(ctx, key, off, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rc, b); err != nil {
-		if ctx.Err() == nil {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return nil, fmt.Errorf("read %s [%d,+%d): %w", key, off, n, err)
-	}
-	return b, nil
 }

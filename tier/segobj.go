@@ -851,6 +851,10 @@ func segGet(ctx context.Context, s ObjectStore, key string, off, n int64) ([]byt
 	defer rc.Close()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(rc, b); err != nil {
+		if ctx.Err() == nil {
+			// The body broke off mid-way: the store, not the object.
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		return nil, fmt.Errorf("tier: read %s [%d, +%d): %w", key, off, n, err)
 	}
 	return b, nil
