@@ -83,7 +83,7 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	// restart must insist on the manifest as on an empty disk.
 	rebuildMark := filepath.Join(b.cfg.DataDir, rebuildMarker)
 	_, markErr := os.Stat(rebuildMark)
-	fresh := storeIsEmpty(sc.Dir) || markErr == nil
+	fresh := !store.HasLog(sc.Dir) || markErr == nil
 	// Bound the manifest loads made before the broker starts: an
 	// unreachable store (no answer at all) would otherwise hold the start
 	// for as long as the store client's timeouts and retries last (minutes).
@@ -287,20 +287,6 @@ func writeMarker(path string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// storeIsEmpty reports whether the store directory holds no commit log.
-func storeIsEmpty(dir string) bool {
-	ents, err := os.ReadDir(filepath.Join(dir, "commitlog"))
-	if err != nil {
-		return true
-	}
-	for _, e := range ents {
-		if !e.IsDir() && len(e.Name()) == 20 {
-			return false
-		}
-	}
-	return true
 }
 
 // closeTier stops the offloader and releases the block cache.

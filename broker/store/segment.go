@@ -42,6 +42,9 @@ type segment struct {
 	sealedAt time.Time
 }
 
+// logDirName is the commit log's directory inside the store directory.
+const logDirName = "commitlog"
+
 func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
 
 // listSegments returns the bases of the segment files in dir, sorted.
@@ -64,6 +67,13 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
 	return bases, nil
+}
+
+// HasLog reports whether the store directory dir holds any commit-log
+// segment (a broker starting on an empty one rebuilds from the cold tier).
+func HasLog(dir string) bool {
+	bases, err := listSegments(filepath.Join(dir, logDirName))
+	return err == nil && len(bases) > 0
 }
 
 // createSegment creates and preallocates a new segment file.

@@ -166,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "store"),
-		logDir: filepath.Join(cfg.Dir, "commitlog"),
+		logDir: filepath.Join(cfg.Dir, logDirName),
 		cqDir:  filepath.Join(cfg.Dir, "consumequeue"),
 		topics: make(map[string]*topicQueues),
 		kick:   make(chan struct{}, 1),
