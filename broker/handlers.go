@@ -162,8 +162,10 @@ func (b *Broker) handleHeartbeat(c *remoting.Conn, req *remoting.Command) *remot
 	for _, cd := range hb.ConsumerDataSet {
 		// A push consumer also pulls its retry topic; make sure it exists.
 		if cd.MessageModel != "BROADCASTING" && cd.GroupName != "" {
-			if _, _, err := b.topics.AutoCreate(RetryTopic(cd.GroupName), 1); err != nil {
+			if _, created, err := b.topics.AutoCreate(RetryTopic(cd.GroupName), 1); err != nil {
 				b.log.Warn("create retry topic", "group", cd.GroupName, "err", err)
+			} else if created {
+				b.kickRegister() // so that routes list it now, not in 30 s
 			}
 		}
 	}

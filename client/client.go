@@ -38,6 +38,9 @@ type Client struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[string]*connSlot // by address
+	// members are the Consumers in a group through this Client, by group
+	// (Consumer.Receive and Run join; Close and Run's end leave).
+	members map[string]*Consumer
 
 	routeMu sync.Mutex
 	routes  map[string]cachedRoute // by topic
@@ -192,7 +195,8 @@ func (c *Client) conn(ctx context.Context, addr string) (pc *pooledConn, reused 
 		}
 		return nil, false, err
 	}
-	conn := remoting.NewConn(nc, remoting.ConnOptions{Logger: c.log, WriteTimeout: c.cfg.requestTimeout})
+	conn := remoting.NewConn(nc, remoting.ConnOptions{Logger: c.log, WriteTimeout: c.cfg.requestTimeout,
+		Handler: remoting.HandlerFunc(c.serveRequest)})
 	if c.isClosed() { // Close ran while we dialled; it will not see this conn
 		_ = conn.Close()
 		return nil, false, ErrClientClosed
@@ -248,6 +252,7 @@ func (c *Client) roundTrip(ctx context.Context, addr string, req *remoting.Comma
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("client: %s to %s: %w", op, addr, timeoutError(err))
 	}
+	c.cfg.creds.sign(req)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var err error

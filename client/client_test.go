@@ -96,7 +96,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 		t.Errorf("%d distinct MsgIDs for %d messages", len(sent), n)
 	}
 
-	cs, err := NewConsumer(c, "g1")
+	cs, err := NewConsumer(WithClient(c), ConsumerGroup("g1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 	}
 
 	// A tag subscription keeps only matching messages.
-	other, err := NewConsumer(c, "g2", Subscription("tagB||tagC"))
+	other, err := NewConsumer(WithClient(c), ConsumerGroup("g2"), Subscription("tagB||tagC"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestSendBatch(t *testing.T) {
 
 func mustConsumer(t *testing.T, c *Client, group string, opts ...ConsumerOpt) *Consumer {
 	t.Helper()
-	cs, err := NewConsumer(c, group, opts...)
+	cs, err := NewConsumer(append([]ConsumerOpt{WithClient(c), ConsumerGroup(group)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-mq/strata/remoting"
@@ -56,47 +57,150 @@ type PullResult struct {
 	Messages        []MessageExt
 }
 
-// Consumer reads queues for one consumer group, pull-style: the caller
-// chooses queues and offsets, and commits offsets when it wants the group
-// to resume there. It is safe for concurrent use and holds no resources of
-// its own.
+// Consumer reads the queues of one consumer group. It offers three ways to
+// read, from the lowest level up:
+//
+//   - Pull, QueryOffset, CommitOffset and the offset lookups: the caller
+//     chooses queues and offsets itself, and the Consumer holds no state.
+//   - Receive, Commit, Seek and SeekTime: the Consumer joins the group,
+//     shares the subscribed topics' queues with the group's other members
+//     (rebalancing as RocketMQ clustering consumers do, so that Strata and
+//     RocketMQ consumers can share a group), tracks a position per queue,
+//     and commits when told to. It runs no goroutine between calls, so it
+//     suits functions that are frozen between invocations.
+//   - Run: a long-running loop that does all of that in the background and
+//     calls a Handler, retrying failed messages through the group's retry
+//     topic, as a RocketMQ push consumer does.
+//
+// Receive and Run exclude each other. A Consumer is safe for concurrent
+// use; Receive, Commit, Seek and SeekTime take turns.
 type Consumer struct {
 	c     *Client
+	owned bool // c was made by NewConsumer; Close closes it
 	group string
 	cfg   consumerCfg
-	tags  map[string]bool // nil: every tag
+	// subs holds the subscribed topics' filters; def filters the others.
+	subs map[string]*tagFilter
+	def  *tagFilter
+
+	// turn (capacity 1) is held by Receive, Commit, Seek, SeekTime and Run.
+	turn chan struct{}
+	// changed is signalled when a broker says the group's members changed
+	// (NOTIFY_CONSUMER_IDS_CHANGED).
+	changed chan struct{}
+
+	// subVersion is the subscriptions' version in heartbeats.
+	subVersion int64
+
+	mu     sync.Mutex
+	mode   consumeMode
+	closed bool
+
+	// g is the group membership of Receive and Run, guarded by turn.
+	g membership
+}
+
+type consumeMode int
+
+const (
+	modeNone consumeMode = iota
+	modeReceive
+	modeRun
+)
+
+// tagFilter is a parsed tag expression; tags is nil for "*".
+type tagFilter struct {
+	expr string
+	tags map[string]bool
+}
+
+// match reports whether a message with tag passes the filter.
+func (f *tagFilter) match(tag string) bool { return f.tags == nil || f.tags[tag] }
+
+// parseTags parses a tag expression: "*" or tags joined by "||".
+func parseTags(expr string) (*tagFilter, error) {
+	expr = strings.TrimSpace(expr)
+	if expr == "*" || expr == "" {
+		return &tagFilter{expr: "*"}, nil
+	}
+	f := &tagFilter{expr: expr, tags: make(map[string]bool)}
+	for _, t := range strings.Split(expr, "||") {
+		if t = strings.TrimSpace(t); t != "" {
+			f.tags[t] = true
+		}
+	}
+	if len(f.tags) == 0 {
+		return nil, fmt.Errorf("client: tag expression %q names no tag", expr)
+	}
+	return f, nil
 }
 
 // maxPullMessages bounds the messages asked for in one pull (the broker's
 // own limit).
 const maxPullMessages = 1024
 
-// NewConsumer returns a Consumer of group that reads through c.
-func NewConsumer(c *Client, group string, opts ...ConsumerOpt) (*Consumer, error) {
-	if err := checkName("consumer group", group, 255); err != nil {
+// NewConsumer returns a Consumer configured by the environment (see the
+// package doc, "Configuration") and opts, which win over it. opts may mix
+// consumer options (ConsumerGroup, Subscribe, …) with client options
+// (NameServers, Logger, …), which configure the Consumer's own Client, or
+// name a shared Client with WithClient. It neither connects nor starts a
+// goroutine.
+//
+//	cs, err := client.NewConsumer(client.ConsumerGroup("billing"), client.Subscribe("orders", "*"))
+func NewConsumer(opts ...ConsumerOpt) (*Consumer, error) {
+	cc := consumerCfg{
+		subscription: DefaultSubscription,
+		start:        FromLastOffset,
+		pullBatch:    DefaultPullBatchSize,
+		handlerBatch: DefaultHandlerBatchSize,
+		maxReconsume: DefaultMaxReconsumeTimes,
+	}
+	e, err := readEnv()
+	if err != nil {
 		return nil, err
 	}
-	cc := consumerCfg{subscription: DefaultSubscription}
+	e.applyConsumer(&cc)
 	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("client: NewConsumer given a nil option")
+		}
 		o.applyConsumer(&cc)
 	}
 	if err := cc.validate(); err != nil {
 		return nil, err
 	}
-	cs := &Consumer{c: c, group: group, cfg: cc}
-	if expr := strings.TrimSpace(cc.subscription); expr != "*" {
-		cs.tags = make(map[string]bool)
-		for _, t := range strings.Split(expr, "||") {
-			if t = strings.TrimSpace(t); t != "" {
-				cs.tags[t] = true
-			}
-		}
-		if len(cs.tags) == 0 {
-			return nil, fmt.Errorf("client: subscription %q names no tag", cc.subscription)
-		}
+	cs := &Consumer{group: cc.group, cfg: cc, subs: make(map[string]*tagFilter, len(cc.subs)),
+		turn: make(chan struct{}, 1), changed: make(chan struct{}, 1), subVersion: time.Now().UnixNano()}
+	if cs.def, err = parseTags(cc.subscription); err != nil {
+		return nil, err
 	}
+	for _, s := range cc.subs {
+		cs.subs[s.topic], _ = parseTags(s.expr) // checked by validate
+	}
+	if cs.c, cs.owned, err = ownClient("NewConsumer", cc.client, cc.clientOpts); err != nil {
+		return nil, err
+	}
+	cs.cfg.clientOpts = nil
 	return cs, nil
 }
+
+// Client returns the Client the Consumer works through (its own, or the
+// one of WithClient).
+func (cs *Consumer) Client() *Client { return cs.c }
+
+// filter returns the tag filter of topic.
+func (cs *Consumer) filter(topic string) *tagFilter {
+	if f := cs.subs[topic]; f != nil {
+		return f
+	}
+	if strings.HasPrefix(topic, "%RETRY%") {
+		return matchAll // redeliveries passed the filter once already
+	}
+	return cs.def
+}
+
+// matchAll is the filter "*".
+var matchAll = &tagFilter{expr: "*"}
 
 // Group returns the consumer group.
 func (cs *Consumer) Group() string { return cs.group }
@@ -127,18 +231,25 @@ func (c *Client) queueCall(ctx context.Context, mq MessageQueue, req *remoting.C
 	return resp, addr, err
 }
 
-// Pull reads up to max messages (1..1024; 0 means 32) of mq from offset. It
+// Pull reads up to max messages (1..1024; 0 means 32) of mq from offset,
+// filtered by the topic's tag expression (Subscribe, Subscription). It
 // never commits an offset. With LongPoll set, a pull at the end of the
 // queue waits for a message up to that long.
 func (cs *Consumer) Pull(ctx context.Context, mq MessageQueue, offset int64, max int) (PullResult, error) {
 	if max <= 0 {
 		max = 32
 	}
-	max = min(max, maxPullMessages)
+	return cs.pull(ctx, mq, offset, min(max, maxPullMessages), cs.cfg.longPoll)
+}
+
+// pull reads up to max messages of mq from offset; a broker holds it up to
+// hold when there is nothing to read yet.
+func (cs *Consumer) pull(ctx context.Context, mq MessageQueue, offset int64, max int, hold time.Duration) (PullResult, error) {
 	sysFlag := remoting.PullFlagSubscription
-	if cs.cfg.longPoll > 0 {
+	if hold > 0 {
 		sysFlag |= remoting.PullFlagSuspend
 	}
+	f := cs.filter(mq.Topic)
 	req := remoting.NewRequest(remoting.ReqPullMessage, map[string]string{
 		"consumerGroup":        cs.group,
 		"topic":                mq.Topic,
@@ -147,13 +258,13 @@ func (cs *Consumer) Pull(ctx context.Context, mq MessageQueue, offset int64, max
 		"maxMsgNums":           strconv.Itoa(max),
 		"sysFlag":              strconv.Itoa(int(sysFlag)),
 		"commitOffset":         "0",
-		"suspendTimeoutMillis": strconv.FormatInt(cs.cfg.longPoll.Milliseconds(), 10),
-		"subscription":         cs.cfg.subscription,
+		"suspendTimeoutMillis": strconv.FormatInt(hold.Milliseconds(), 10),
+		"subscription":         f.expr,
 		"subVersion":           "0",
 		"expressionType":       "TAG",
 		"bname":                mq.BrokerName,
 	}, nil)
-	resp, addr, err := cs.c.queueCall(ctx, mq, req, cs.c.cfg.requestTimeout+cs.cfg.longPoll)
+	resp, addr, err := cs.c.queueCall(ctx, mq, req, cs.c.cfg.requestTimeout+hold)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -182,11 +293,11 @@ func (cs *Consumer) Pull(ctx context.Context, mq MessageQueue, offset int64, max
 	if err != nil {
 		return PullResult{}, fmt.Errorf("client: pull %s at %d from %s: %w", mq, offset, addr, err)
 	}
-	if cs.tags != nil {
+	if f.tags != nil {
 		// Brokers filter by tag hash; hashes collide, so check the tag.
 		kept := msgs[:0]
 		for _, m := range msgs {
-			if cs.tags[m.Tag] {
+			if f.match(m.Tag) {
 				kept = append(kept, m)
 			}
 		}

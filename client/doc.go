@@ -1,5 +1,5 @@
-// Package client is Strata's Go client: a Producer, a pull Consumer and
-// admin helpers that speak RocketMQ 4.x remoting (../shared/PROTOCOL.md) to
+// Package client is Strata's Go client: a Producer, a Consumer and admin
+// helpers that speak RocketMQ 4.x remoting (../shared/PROTOCOL.md) to
 // Strata or to any RocketMQ 4.x cluster.
 //
 // It is built for short-lived processes, serverless functions among them:
@@ -16,11 +16,19 @@
 //	// Per request:
 //	res, err := p.Send(ctx, client.Message{Topic: "orders", Body: []byte("hi")})
 //
-// A Producer makes its own Client from the client options it is given
-// (NameServers, DialTimeout, RequestTimeout, RouteTTL, IdleConnTimeout,
-// ClientID, Logger). To share connections and routes between producers,
-// consumers and admin calls, make a Client with New and pass it with
-// WithClient; NewConsumer takes a Client.
+// A Producer or Consumer makes its own Client from the client options it is
+// given (NameServers, DialTimeout, RequestTimeout, RouteTTL,
+// IdleConnTimeout, ClientID, WithCredentials, Logger). To share
+// connections and routes between producers, consumers and admin calls,
+// make a Client with New and pass it with WithClient.
+//
+//	// Consuming in a function: join, read, commit, leave.
+//	cs, err := client.NewConsumer(client.ConsumerGroup("billing"), client.Subscribe("orders", "*"))
+//	if err != nil { ... }
+//	defer cs.Close(ctx)
+//	msgs, err := cs.Receive(ctx, 100)
+//	... process msgs ...
+//	err = cs.Commit(ctx)
 //
 // # Configuration
 //
@@ -35,6 +43,10 @@
 //	STRATA_ROUTE_TTL        route cache lifetime (RouteTTL)
 //	STRATA_SEND_TIMEOUT     timeout of one send attempt (SendTimeout)
 //	STRATA_PRODUCER_GROUP   producer group (ProducerGroup)
+//	STRATA_CONSUMER_GROUP   consumer group (ConsumerGroup)
+//	STRATA_ACCESS_KEY       ACL access key (WithCredentials)
+//	STRATA_SECRET_KEY       ACL secret key (WithCredentials)
+//	STRATA_SECURITY_TOKEN   ACL security token (WithCredentials)
 //
 // A value that does not parse, or is out of range, makes New or
 // NewProducer fail.
@@ -75,6 +87,24 @@
 // may then be stored twice. Every message carries a unique id (UNIQ_KEY,
 // SendResult.MsgID, MessageExt.MsgID), the same in every attempt, by which
 // consumers can detect such duplicates.
+//
+// # Consuming
+//
+// A Consumer reads as a member of a consumer group (Receive, Run) or
+// queue by queue (Pull and the offset calls). As a member it heartbeats to
+// the subscribed topics' brokers (HEART_BEAT, with its client id and
+// subscriptions), asks them for the group's members
+// (GET_CONSUMER_LIST_BY_GROUP) and takes its share of the queues the way
+// RocketMQ clustering consumers do (AllocateMessageQueueAveragely over
+// sorted member ids and sorted queues), so Strata and RocketMQ consumers
+// can share a group. It rebalances every 20 s and when a broker announces
+// a change (NOTIFY_CONSUMER_IDS_CHANGED), and leaves the group on Close
+// (UNREGISTER_CLIENT), so the others take its queues at once. Receive
+// does this upkeep inside its calls rather than in a goroutine; a
+// Consumer that did not call for 90 s, as a frozen function's, rejoins and
+// reads the committed offsets again. Offsets are committed explicitly
+// (Commit) with Receive, and every 5 s and on exit by Run. Delivery is at
+// least once: a queue that changes hands resumes at its last commit.
 //
 // # Errors
 //

@@ -21,6 +21,10 @@ type envCfg struct {
 	RouteTTL       *time.Duration `env:"ROUTE_TTL"`
 	SendTimeout    *time.Duration `env:"SEND_TIMEOUT"`
 	ProducerGroup  *string        `env:"PRODUCER_GROUP"`
+	ConsumerGroup  *string        `env:"CONSUMER_GROUP"`
+	AccessKey      *string        `env:"ACCESS_KEY"`
+	SecretKey      *string        `env:"SECRET_KEY"`
+	SecurityToken  *string        `env:"SECURITY_TOKEN"`
 }
 
 func readEnv() (envCfg, error) {
@@ -48,6 +52,15 @@ func (e *envCfg) applyClient(c *cfg) {
 	if e.RouteTTL != nil {
 		c.routeTTL = *e.RouteTTL
 	}
+	if e.AccessKey != nil {
+		c.creds.AccessKey = *e.AccessKey
+	}
+	if e.SecretKey != nil {
+		c.creds.SecretKey = *e.SecretKey
+	}
+	if e.SecurityToken != nil {
+		c.creds.SecurityToken = *e.SecurityToken
+	}
 }
 
 // applyProducer sets the Producer settings the environment gives.
@@ -57,5 +70,12 @@ func (e *envCfg) applyProducer(c *producerCfg) {
 	}
 	if e.ProducerGroup != nil {
 		c.group = *e.ProducerGroup
+	}
+}
+
+// applyConsumer sets the Consumer settings the environment gives.
+func (e *envCfg) applyConsumer(c *consumerCfg) {
+	if e.ConsumerGroup != nil {
+		c.group = *e.ConsumerGroup
 	}
 }

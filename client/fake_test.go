@@ -360,13 +360,16 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("NewProducer(%v) succeeded", opts)
 		}
 	}
-	for _, opts := range [][]ConsumerOpt{{Subscription("")}, {Subscription("||")}, {LongPoll(time.Hour)}} {
-		if _, err := NewConsumer(c, "g", opts...); err == nil {
+	for _, opts := range [][]ConsumerOpt{{Subscription("")}, {Subscription("||")}, {LongPoll(time.Hour)},
+		{Subscribe("t", "||")}, {Subscribe("bad topic", "*")}, {Subscribe("t", "*"), Subscribe("t", "a")},
+		{PullBatchSize(0)}, {PullBatchSize(2000)}, {HandlerBatchSize(0)}, {MaxReconsumeTimes(0)},
+		{StartFrom(FromTime(time.Time{}))}, {NameServers("127.0.0.1:1")}} {
+		if _, err := NewConsumer(append([]ConsumerOpt{WithClient(c), ConsumerGroup("g")}, opts...)...); err == nil {
 			t.Errorf("NewConsumer(%v) succeeded", opts)
 		}
 	}
 	for _, g := range []string{"", "bad group", string(make([]byte, 300))} {
-		if _, err := NewConsumer(c, g); err == nil {
+		if _, err := NewConsumer(WithClient(c), ConsumerGroup(g)); err == nil {
 			t.Errorf("NewConsumer(%q) succeeded", g)
 		}
 	}

@@ -49,10 +49,12 @@ const (
 	DefaultMaxInFlight = 128
 )
 
-// Opt configures a Client (New). Every Opt is also a ProducerOpt: given to
-// NewProducer it configures the Client the Producer makes for itself.
+// Opt configures a Client (New). Every Opt is also a ProducerOpt and a
+// ConsumerOpt: given to NewProducer or NewConsumer it configures the Client
+// the Producer or Consumer makes for itself.
 type Opt interface {
 	ProducerOpt
+	ConsumerOpt
 	apply(*cfg)
 }
 
@@ -61,6 +63,8 @@ type clientOpt func(*cfg)
 func (f clientOpt) apply(c *cfg) { f(c) }
 
 func (f clientOpt) applyProducer(c *producerCfg) { c.clientOpts = append(c.clientOpts, f) }
+
+func (f clientOpt) applyConsumer(c *consumerCfg) { c.clientOpts = append(c.clientOpts, f) }
 
 // cfg is the Client's configuration, written by New only.
 type cfg struct {
@@ -71,6 +75,7 @@ type cfg struct {
 	routeTTL        time.Duration
 	idleConnTimeout time.Duration
 	log             *slog.Logger
+	creds           Credentials
 	// dial opens a TCP connection; tests replace it. Nil: net.Dialer.
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -122,6 +127,13 @@ func Logger(l *slog.Logger) Opt { return clientOpt(func(c *cfg) { c.log = l }) }
 // ("10.0.0.7@1#9f3a0c1e"), so that processes sharing a pid and an address
 // (serverless sandboxes behind NAT) still differ.
 func ClientID(id string) Opt { return clientOpt(func(c *cfg) { c.clientID = id }) }
+
+// WithCredentials makes the client sign every request with RocketMQ ACL
+// credentials (access key, HMAC-SHA1 signature; see Credentials), for
+// brokers and name servers that require them. Default: the environment's
+// STRATA_ACCESS_KEY, STRATA_SECRET_KEY and STRATA_SECURITY_TOKEN, else
+// none (requests are not signed).
+func WithCredentials(cr Credentials) Opt { return clientOpt(func(c *cfg) { c.creds = cr }) }
 
 // IdleConnTimeout makes the client close and redial, rather than reuse, a
 // connection that carried no request for longer than d: brokers and NAT
@@ -215,12 +227,34 @@ type producerCfg struct {
 	clientOpts []Opt
 }
 
-// WithClient makes the Producer send through c, shared with other
-// producers and consumers, instead of a Client of its own; Producer.Close
-// then leaves c open. It cannot be combined with client options
+// SharedOpt is an option of both producers and consumers.
+type SharedOpt interface {
+	ProducerOpt
+	ConsumerOpt
+}
+
+type withClient struct{ c *Client }
+
+func (w withClient) applyProducer(pc *producerCfg) { pc.client = w.c }
+func (w withClient) applyConsumer(cc *consumerCfg) { cc.client = w.c }
+
+// WithClient makes the Producer or Consumer work through c, shared with
+// other producers and consumers, instead of a Client of its own; their
+// Close then leaves c open. It cannot be combined with client options
 // (NameServers, Logger, …): those configure c.
-func WithClient(c *Client) ProducerOpt {
-	return producerOpt(func(pc *producerCfg) { pc.client = c })
+func WithClient(c *Client) SharedOpt { return withClient{c} }
+
+// ownClient returns the Client a Producer or Consumer (who) works through:
+// shared, or a new one made from opts (owned: closed with it).
+func ownClient(who string, shared *Client, opts []Opt) (c *Client, owned bool, err error) {
+	switch {
+	case shared != nil && len(opts) > 0:
+		return nil, false, fmt.Errorf("client: %s given both WithClient and client options (NameServers, Logger, …): configure the shared Client instead", who)
+	case shared != nil:
+		return shared, false, nil
+	}
+	c, err = New(opts...)
+	return c, err == nil, err
 }
 
 // MaxInFlight bounds the SendAsync calls whose result is pending; one more
@@ -280,31 +314,164 @@ type consumerOpt func(*consumerCfg)
 
 func (f consumerOpt) applyConsumer(c *consumerCfg) { f(c) }
 
+// Defaults of the consumer options.
+const (
+	// DefaultPullBatchSize is how many messages a Receive or Run pull asks
+	// a queue for (rocketmq-client-go: 32).
+	DefaultPullBatchSize = 32
+	// DefaultHandlerBatchSize is how many messages Run hands a Handler at
+	// once (rocketmq-client-go's ConsumeMessageBatchMaxSize: 1).
+	DefaultHandlerBatchSize = 1
+	// DefaultMaxReconsumeTimes is how often Run has a failed message
+	// redelivered before the broker moves it to the group's dead-letter
+	// topic (RocketMQ: 16).
+	DefaultMaxReconsumeTimes = 16
+)
+
 type consumerCfg struct {
+	group        string
 	subscription string
+	subs         []topicSub // Subscribe, in order
 	longPoll     time.Duration
+	start        StartPosition
+	pullBatch    int
+	handlerBatch int
+	maxReconsume int
+	// client is the shared Client of WithClient; nil makes one from
+	// clientOpts.
+	client     *Client
+	clientOpts []Opt
 }
 
-// Subscription sets the tag expression pulls filter with: "*" for every
-// message, or tags joined by "||" ("a||b"). Default DefaultSubscription.
+// topicSub is a topic and its tag expression.
+type topicSub struct{ topic, expr string }
+
+// ConsumerGroup sets the consumer group: the members of a group share its
+// subscribed queues (Receive, Run) and its committed offsets. Required
+// unless STRATA_CONSUMER_GROUP is set.
+func ConsumerGroup(g string) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.group = g })
+}
+
+// Subscribe adds topic, filtered by the tag expression expr ("*", or tags
+// joined by "||"), to what Receive and Run read; give it once per topic.
+// Pull filters a subscribed topic's messages with its expression too.
+func Subscribe(topic, expr string) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.subs = append(c.subs, topicSub{topic, expr}) })
+}
+
+// Subscription sets the tag expression Pull filters topics that were not
+// given to Subscribe with: "*" for every message, or tags joined by "||"
+// ("a||b"). Default DefaultSubscription.
 func Subscription(expr string) ConsumerOpt {
 	return consumerOpt(func(c *consumerCfg) { c.subscription = expr })
 }
 
 // LongPoll lets the broker hold a pull that finds no new message for up to
 // d, answering as soon as one arrives (Strata and Java brokers cap the hold
-// near 20-25 s). Default 0: a pull at the end of a queue answers
-// PullNoNewMsg at once.
+// near 20-25 s). Receive waits this long for a first message before it
+// returns none. Default 0: a pull at the end of a queue answers
+// PullNoNewMsg at once, and Receive returns at once with what the queues
+// hold. Run always holds its pulls (20 s, or d when set).
 func LongPoll(d time.Duration) ConsumerOpt {
 	return consumerOpt(func(c *consumerCfg) { c.longPoll = d })
 }
 
+// StartFrom sets where Receive and Run start in a queue for which the
+// group has no committed offset (RocketMQ's ConsumeFromWhere). Default
+// FromLastOffset.
+func StartFrom(p StartPosition) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.start = p })
+}
+
+// PullBatchSize sets how many messages (1..1024) Receive and Run ask a
+// queue for in one pull. Default DefaultPullBatchSize.
+func PullBatchSize(n int) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.pullBatch = n })
+}
+
+// HandlerBatchSize sets the most messages (1..1024) of one queue Run
+// hands its Handler at once. Default DefaultHandlerBatchSize.
+func HandlerBatchSize(n int) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.handlerBatch = n })
+}
+
+// MaxReconsumeTimes sets how often (1..64) a message whose Handler failed
+// is redelivered before the broker moves it to the dead-letter topic
+// %DLQ%<group>. Default DefaultMaxReconsumeTimes.
+func MaxReconsumeTimes(n int) ConsumerOpt {
+	return consumerOpt(func(c *consumerCfg) { c.maxReconsume = n })
+}
+
+// StartPosition is where a group starts in a queue it has no committed
+// offset for (StartFrom).
+type StartPosition struct {
+	kind startKind
+	t    time.Time
+}
+
+type startKind int
+
+const (
+	startLast startKind = iota
+	startFirst
+	startTime
+)
+
+var (
+	// FromLastOffset starts at the queue's end: only messages stored from
+	// now on (RocketMQ's CONSUME_FROM_LAST_OFFSET; a broker answers 0 for a
+	// queue that still holds its very first message, so nothing is
+	// skipped on a new topic).
+	FromLastOffset = StartPosition{kind: startLast}
+	// FromFirstOffset starts at the oldest message the queue holds, in
+	// either tier (CONSUME_FROM_FIRST_OFFSET).
+	FromFirstOffset = StartPosition{kind: startFirst}
+)
+
+// FromTime starts at the first message stored at or after t
+// (CONSUME_FROM_TIMESTAMP).
+func FromTime(t time.Time) StartPosition { return StartPosition{kind: startTime, t: t} }
+
+// String returns the RocketMQ ConsumeFromWhere name.
+func (p StartPosition) String() string {
+	switch p.kind {
+	case startFirst:
+		return "CONSUME_FROM_FIRST_OFFSET"
+	case startTime:
+		return "CONSUME_FROM_TIMESTAMP"
+	}
+	return "CONSUME_FROM_LAST_OFFSET"
+}
+
 func (c *consumerCfg) validate() error {
+	if err := checkName("consumer group (ConsumerGroup)", c.group, 255); err != nil {
+		return err
+	}
 	if strings.TrimSpace(c.subscription) == "" {
 		return errors.New(`client: Subscription is empty (use "*" for every message)`)
+	}
+	seen := make(map[string]bool, len(c.subs))
+	for _, s := range c.subs {
+		if err := checkTopic(s.topic); err != nil {
+			return err
+		}
+		if seen[s.topic] {
+			return fmt.Errorf("client: topic %q subscribed twice", s.topic)
+		}
+		seen[s.topic] = true
+		if _, err := parseTags(s.expr); err != nil {
+			return err
+		}
+	}
+	if c.start.kind == startTime && c.start.t.IsZero() {
+		return errors.New("client: FromTime of the zero time")
 	}
 	return checkBounds([]bound{
 		// Brokers answer held pulls within ~25 s; longer only delays errors.
 		{"LongPoll", int64(c.longPoll), 0, int64(30 * time.Second), "the longest hold a broker honours"},
+		{"PullBatchSize", int64(c.pullBatch), 1, maxPullMessages, "messages of one pull"},
+		{"HandlerBatchSize", int64(c.handlerBatch), 1, maxPullMessages, "messages of one Handler call"},
+		{"MaxReconsumeTimes", int64(c.maxReconsume), 1, 64, "redeliveries of a failed message"},
 	})
 }

@@ -116,15 +116,9 @@ func NewProducer(opts ...ProducerOpt) (*Producer, error) {
 	if err := pc.validate(); err != nil {
 		return nil, err
 	}
-	c, owned := pc.client, false
-	switch {
-	case c != nil && len(pc.clientOpts) > 0:
-		return nil, errors.New("client: NewProducer given both WithClient and client options (NameServers, Logger, …): configure the shared Client instead")
-	case c == nil:
-		if c, err = New(pc.clientOpts...); err != nil {
-			return nil, err
-		}
-		owned = true
+	c, owned, err := ownClient("NewProducer", pc.client, pc.clientOpts)
+	if err != nil {
+		return nil, err
 	}
 	pc.clientOpts = nil
 	abort, cancel := context.WithCancel(context.Background())

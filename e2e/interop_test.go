@@ -200,7 +200,7 @@ func TestInteropRocketMQToStrata(t *testing.T) {
 			t.Errorf("close strata client: %v", err)
 		}
 	})
-	cs, err := client.NewConsumer(c, uniq("g"))
+	cs, err := client.NewConsumer(client.WithClient(c), client.ConsumerGroup(uniq("g")))
 	if err != nil {
 		t.Fatalf("strata consumer: %v", err)
 	}

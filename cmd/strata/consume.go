@@ -91,7 +91,7 @@ func runConsume(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer cl.Close()
-	cs, err := client.NewConsumer(cl, c.Group, client.Subscription(c.Tag))
+	cs, err := client.NewConsumer(client.WithClient(cl), client.ConsumerGroup(c.Group), client.Subscription(c.Tag))
 	if err != nil {
 		return err
 	}
