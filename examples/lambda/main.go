@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -44,6 +45,9 @@ type Result struct {
 	Broker string `json:"broker"`
 	Queue  int    `json:"queue"`
 	Offset int64  `json:"offset"`
+	// Status is SEND_OK, or how the broker stored the message without the
+	// durability asked for (FLUSH_DISK_TIMEOUT, …).
+	Status string `json:"status"`
 }
 
 // producer and topic are set up once per execution environment, outside
@@ -68,14 +72,28 @@ func main() {
 		os.Exit(1)
 	}
 	lambda.StartWithOptions(handle, lambda.WithEnableSIGTERM(func() {
-		// The environment is shutting down: close the connections.
-		_ = producer.Close(context.Background())
+		// The environment is shutting down (Lambda kills it 500 ms after
+		// SIGTERM): close the connections, within that grace, and go.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_ = producer.Close(ctx)
+		cancel()
+		os.Exit(0)
 	}))
 }
+
+// deadlineMargin is kept free at the end of an invocation, so that a send
+// that cannot finish fails with its own error, which says whether a retry
+// may help, rather than Lambda's timeout.
+const deadlineMargin = 250 * time.Millisecond
 
 // handle sends the event as one message. Its error says whether Lambda's
 // retry of the invocation may help.
 func handle(ctx context.Context, event json.RawMessage) (Result, error) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 2*deadlineMargin {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-deadlineMargin))
+		defer cancel()
+	}
 	msg := client.Message{Topic: topic, Body: event}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		msg.Keys = []string{lc.AwsRequestID}
@@ -85,7 +103,8 @@ func handle(ctx context.Context, event json.RawMessage) (Result, error) {
 		return Result{}, &sendError{err: err, retryable: client.Retryable(err)}
 	}
 	r := res[0]
-	return Result{MsgID: r.MsgID, Topic: r.Topic, Broker: r.BrokerName, Queue: r.QueueID, Offset: r.QueueOffset}, nil
+	return Result{MsgID: r.MsgID, Topic: r.Topic, Broker: r.BrokerName, Queue: r.QueueID, Offset: r.QueueOffset,
+		Status: r.Status.String()}, nil
 }
 
 // sendError is a failed send; Lambda reports its type name, sendError, and
