@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,10 @@ type Consumer struct {
 	// (NOTIFY_CONSUMER_IDS_CHANGED).
 	changed chan struct{}
 
+	// nodes holds, per MessageQueue, the broker id the last pull's answer
+	// suggested for the next one (suggestWhichBrokerId: a tier reader for
+	// history, the leader for the hot tier).
+	nodes sync.Map
 	// subVersion is the subscriptions' version in heartbeats.
 	subVersion int64
 
@@ -264,7 +269,7 @@ func (cs *Consumer) pull(ctx context.Context, mq MessageQueue, offset int64, max
 		"expressionType":       "TAG",
 		"bname":                mq.BrokerName,
 	}, nil)
-	resp, addr, err := cs.c.queueCall(ctx, mq, req, cs.c.cfg.requestTimeout+hold)
+	resp, addr, err := cs.pullCall(ctx, mq, offset, req, cs.c.cfg.requestTimeout+hold)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -286,6 +291,7 @@ func (cs *Consumer) pull(ctx context.Context, mq MessageQueue, offset int64, max
 	res.MinOffset, _ = strconv.ParseInt(resp.Ext("minOffset"), 10, 64)
 	res.MaxOffset, _ = strconv.ParseInt(resp.Ext("maxOffset"), 10, 64)
 	res.SuggestBrokerID, _ = strconv.ParseInt(resp.Ext("suggestWhichBrokerId"), 10, 64)
+	cs.nodes.Store(mq, res.SuggestBrokerID)
 	if res.Status != PullFound {
 		return res, nil
 	}
@@ -305,6 +311,50 @@ func (cs *Consumer) pull(ctx context.Context, mq MessageQueue, offset int64, max
 	}
 	res.Messages = msgs
 	return res, nil
+}
+
+// pullCall sends a pull of mq at offset to the member of mq's broker name
+// that serves it best: the one the last pull's answer suggested, else a
+// tier reader when the route's tier bounds place offset in the cold tier,
+// else the leader. When a reader cannot be reached the pull goes to the
+// leader, which serves every offset.
+func (cs *Consumer) pullCall(ctx context.Context, mq MessageQueue, offset int64, req *remoting.Command, timeout time.Duration) (*remoting.Command, string, error) {
+	r, err := cs.c.Route(ctx, mq.Topic)
+	if err != nil {
+		return nil, "", err
+	}
+	b, ok := r.Broker(mq.BrokerName)
+	if !ok {
+		return cs.c.queueCall(ctx, mq, req, timeout)
+	}
+	id := int64(leaderID)
+	if v, ok := cs.nodes.Load(mq); ok {
+		id = v.(int64)
+	} else if readers := b.Readers(); len(readers) > 0 && r.coldAt(mq, offset) {
+		// Spread the queues of a group over the readers.
+		h := fnv.New32a()
+		h.Write([]byte(cs.group))
+		h.Write([]byte(mq.String()))
+		id = readers[h.Sum32()%uint32(len(readers))]
+	}
+	addr := b.Addrs[id]
+	if id == leaderID || addr == "" {
+		return cs.c.queueCall(ctx, mq, req, timeout)
+	}
+	if timeout <= 0 {
+		timeout = cs.c.cfg.requestTimeout
+	}
+	resp, err := cs.c.roundTrip(ctx, addr, req, timeout, ErrBrokerUnreachable)
+	if err == nil {
+		return resp, addr, nil
+	}
+	if !errors.Is(err, ErrBrokerUnreachable) || ctx.Err() != nil {
+		return nil, addr, err
+	}
+	cs.c.log.Debug("client: tier reader unreachable; pulling from the leader", "queue", mq.String(), "reader", addr, "err", err)
+	cs.nodes.Delete(mq)
+	cs.c.forgetRoute(mq.Topic) // the reader may be gone for good
+	return cs.c.queueCall(ctx, mq, req, timeout)
 }
 
 // QueryOffset returns the group's committed offset of mq: the next offset

@@ -300,12 +300,15 @@ func (cs *Consumer) Seek(ctx context.Context, mq MessageQueue, offset int64) err
 	if q == nil {
 		return fmt.Errorf("%w: %s", ErrNotAssigned, mq)
 	}
-	q.seek(offset)
+	cs.seek(q, offset)
 	return nil
 }
 
-func (q *queueState) seek(offset int64) {
+// seek moves q to offset; the route's tier bounds, not the last pull's
+// answer, then choose the node of the next pull.
+func (cs *Consumer) seek(q *queueState, offset int64) {
 	q.next, q.delivered, q.dirty, q.buf = offset, offset, true, nil
+	cs.nodes.Delete(q.mq)
 }
 
 // SeekTime makes Receive continue every assigned queue at its first
@@ -332,7 +335,7 @@ func (cs *Consumer) SeekTime(ctx context.Context, t time.Time) error {
 	})
 	for i, q := range qs {
 		if errs[i] == nil {
-			q.seek(offs[i])
+			cs.seek(q, offs[i])
 		}
 	}
 	return errors.Join(errs...)

@@ -62,6 +62,31 @@ type Route struct {
 	Topic   string
 	Queues  []QueueData
 	Brokers []BrokerData
+	// HotStart holds, by broker name and queue id, the first offset a
+	// queue's leader keeps on local disk, for queues whose older messages
+	// are only in the cold tier (a Strata name server's "tierBounds"; nil
+	// from RocketMQ's). Offsets below it are best read from a tier reader.
+	HotStart map[string]map[int]int64
+}
+
+// coldAt reports whether offset of mq is below its leader's hot tier, as
+// the route last said.
+func (r *Route) coldAt(mq MessageQueue, offset int64) bool {
+	hs, ok := r.HotStart[mq.BrokerName][mq.QueueID]
+	return ok && offset < hs
+}
+
+// Readers returns the ids of a broker name's tier readers (and other
+// non-leader members), sorted.
+func (b BrokerData) Readers() []int64 {
+	var ids []int64
+	for id := range b.Addrs {
+		if id != leaderID {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Broker returns the broker data of a broker name.
@@ -132,11 +157,28 @@ func decodeRoute(topic string, body []byte) (*Route, error) {
 	var w struct {
 		QueueDatas  []QueueData      `json:"queueDatas"`
 		BrokerDatas []brokerDataJSON `json:"brokerDatas"`
+		// TierBounds: broker name → queue id → hot start (Strata).
+		TierBounds map[string]map[string]int64 `json:"tierBounds"`
 	}
 	if err := json.Unmarshal(remoting.QuoteBareKeys(body), &w); err != nil {
 		return nil, fmt.Errorf("route of %s: %w", topic, err)
 	}
 	r := &Route{Topic: topic, Queues: w.QueueDatas}
+	for name, qs := range w.TierBounds {
+		for k, hs := range qs {
+			id, err := strconv.Atoi(k)
+			if err != nil || id < 0 || id >= maxQueueNums || hs < 0 {
+				return nil, fmt.Errorf("route of %s: tier bound %q: %d of broker %q is not a queue id and offset", topic, k, hs, name)
+			}
+			if r.HotStart == nil {
+				r.HotStart = make(map[string]map[int]int64)
+			}
+			if r.HotStart[name] == nil {
+				r.HotStart[name] = make(map[int]int64, len(qs))
+			}
+			r.HotStart[name][id] = hs
+		}
+	}
 	for _, q := range r.Queues {
 		if q.ReadQueueNums < 0 || q.ReadQueueNums > maxQueueNums || q.WriteQueueNums < 0 || q.WriteQueueNums > maxQueueNums {
 			return nil, fmt.Errorf("route of %s: broker %q has %d read and %d write queues, outside 0..%d",
