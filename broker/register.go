@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -45,7 +46,8 @@ func (n *nameServers) closeAll() {
 	}
 }
 
-// registration describes this broker and its topics for the name servers.
+// registration describes this broker and its topics for the name servers,
+// with the tier bounds of its queues (tierBounds) in Extra.
 func (b *Broker) registration() namesrv.Registration {
 	ts, counter := b.topics.DataVersion()
 	r := namesrv.Registration{
@@ -57,15 +59,53 @@ func (b *Broker) registration() namesrv.Registration {
 		r.Topics[tc.Name] = namesrv.TopicConfig{ReadQueueNums: tc.ReadQueues, WriteQueueNums: tc.WriteQueues,
 			Perm: tc.Perm, TopicSysFlag: tc.SysFlag, Order: tc.Order}
 	}
+	if tb := b.tierBounds(); len(tb) > 0 {
+		extra, err := namesrv.RegistrationExtra{TierBounds: tb}.Encode()
+		if err != nil {
+			b.log.Warn("tier bounds not reported to the name servers", "err", err)
+		} else {
+			r.Extra = extra
+		}
+	}
 	return r
 }
 
-// register sends REGISTER_BROKER to every name server, concurrently.
+// maxRegisterFrame bounds a REGISTER_BROKER frame: the frame limit of
+// name servers (16 MiB, as Java's), less room for the header.
+const maxRegisterFrame = remoting.DefaultMaxFrameSize - 64<<10
+
+// registerRequest builds the REGISTER_BROKER request for reg. If the body
+// would not fit a frame, the tier bounds are left out (clients then read
+// cold offsets through the leader, which serves them too) rather than the
+// registration failing.
+func (b *Broker) registerRequest(reg namesrv.Registration) (*remoting.Command, error) {
+	req, err := namesrv.NewRegisterBrokerRequest(reg)
+	if err != nil || len(req.Body) <= maxRegisterFrame || reg.Extra == nil {
+		return req, err
+	}
+	b.log.Warn("registration too large for a frame with tier bounds; registering without them",
+		"body_bytes", len(req.Body), "tier_bounds_bytes", len(reg.Extra), "limit", maxRegisterFrame)
+	reg.Extra = nil
+	return namesrv.NewRegisterBrokerRequest(reg)
+}
+
+// register sends REGISTER_BROKER to every name server, concurrently. It
+// does nothing once Shutdown has begun (Shutdown unregisters first).
 func (b *Broker) register() {
 	if len(b.cfg.NameServers) == 0 {
 		return
 	}
-	reg := b.registration()
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	if closing {
+		return
+	}
+	req, err := b.registerRequest(b.registration())
+	if err != nil {
+		b.log.Error("cannot build the registration", "err", err)
+		return
+	}
 	var wg sync.WaitGroup
 	for _, addr := range b.cfg.NameServers {
 		wg.Add(1)
@@ -73,13 +113,17 @@ func (b *Broker) register() {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			req, err := namesrv.NewRegisterBrokerRequest(reg)
+			c, err := b.ns.conn(ctx, addr)
 			if err == nil {
-				var c *remoting.Conn
-				if c, err = b.ns.conn(ctx, addr); err == nil {
-					var resp *remoting.Command
-					if resp, err = c.Invoke(ctx, req); err == nil {
-						_, err = namesrv.DecodeRegisterBrokerResponse(resp)
+				// Invoke sets the request's opaque: one copy per name
+				// server (the body, built once, is only read).
+				r := *req
+				r.ExtFields = maps.Clone(req.ExtFields)
+				var resp *remoting.Command
+				if resp, err = c.Invoke(ctx, &r); err == nil {
+					var res namesrv.RegisterResult
+					if res, err = namesrv.DecodeRegisterBrokerResponse(resp); err == nil && res.Warning != "" {
+						b.log.Warn("name server accepted the registration in part", "namesrv", addr, "warning", res.Warning)
 					}
 				}
 			}

@@ -50,8 +50,30 @@
 //	"writeQueueNums":4,"perm":6,"topicSynFlag":0}],"brokerDatas":[{"cluster":"c1",
 //	"brokerName":"b1","brokerAddrs":{"0":"127.0.0.1:10911","1":"127.0.0.1:10921"}}]}
 //
-// Fields after these three are Strata's extensions (RouteData.Extra, filled
-// by a RouteExtender), which standard clients ignore: issue 7 puts the
-// per-queue tier boundaries there. Tier readers are ordinary members of a
+// Fields after these three are Strata's extensions (RouteData.Extra),
+// which standard clients ignore. Tier readers are ordinary members of a
 // broker name, with ids of 1 and up.
+//
+// # Tier bounds (read routing)
+//
+// A leader with a cold tier sends, in its registration's Extra
+// (RegistrationExtra), the hot-tier start of each queue that has messages
+// only in the cold tier below it:
+//
+//	{"tierBounds":{"<topic>":{"<queueId>":<hotStart>,...},...}}
+//
+// The Table keeps them by topic with the registration, and the route of a
+// topic gets them, for each of its broker names whose leader (id 0) is
+// live and reported some, as the extra field
+//
+//	"tierBounds":{"<brokerName>":{"<queueId>":<hotStart>,...},...}
+//
+// (sorted by name and numerically by queue id; absent when there are none;
+// DecodeRouteTierBounds reads it). Offsets below a queue's hot start are
+// cold; a client may read them from a tier reader. Bounds leave routes with
+// their leader's registration (expiry, UNREGISTER_BROKER, connection
+// close), and a registration replaces them. Followers' and readers' bounds
+// are ignored; a leader's that do not decode are ignored with a warning
+// (the registration response's remark), the registration stands. Any
+// RouteExtender's fields come besides them.
 package namesrv

@@ -92,7 +92,10 @@ func TestRealClientUsesRoutes(t *testing.T) {
 	a, aFollower, b, c := startFakeBroker(t), startFakeBroker(t), startFakeBroker(t), startFakeBroker(t)
 
 	regConn := dial(t, nsAddr)
-	register(t, regConn, registration("c1", "broker-a", a.addr, 0, map[string]TopicConfig{topic: tc(4, 4, 6), "OtherTopic": tc(1, 1, 6)}))
+	// broker-a reports tier bounds: routes carry the "tierBounds" field,
+	// which the client must ignore.
+	register(t, regConn, withBounds(registration("c1", "broker-a", a.addr, 0, map[string]TopicConfig{topic: tc(4, 4, 6), "OtherTopic": tc(1, 1, 6)}),
+		TierBounds{topic: {0: 100, 3: 7}}))
 	register(t, regConn, registration("c1", "broker-a", aFollower.addr, 1, map[string]TopicConfig{topic: tc(4, 4, 6)}))
 	register(t, regConn, registration("c1", "broker-b", b.addr, 0, map[string]TopicConfig{topic: tc(2, 2, 6)}))
 	// Read-only on broker-c: producers must leave it alone.
@@ -116,6 +119,9 @@ func TestRealClientUsesRoutes(t *testing.T) {
 		queues = append(queues, fmt.Sprintf("%s/%d", mq.BrokerName, mq.QueueId))
 	}
 	equal(t, "publish queues", queues, []string{"broker-a/0", "broker-a/1", "broker-a/2", "broker-a/3", "broker-b/0", "broker-b/1"})
+	if r, _ := ns.Routes(topic); string(r.Extra[TierBoundsKey]) != `{"broker-a":{"0":100,"3":7}}` {
+		t.Fatalf("the route the client read has no tier bounds: %s", r.Extra)
+	}
 
 	list, err := adm.FetchAllTopicList(ctx)
 	if err != nil {

@@ -90,11 +90,13 @@ type Registration struct {
 	Topics map[string]TopicConfig
 	// DataVersion is the version of Topics.
 	DataVersion DataVersion
-	// Extra is reserved for Strata's additions to the registration, such as
-	// each queue's hot-tier start offset and the tier readers that serve it
-	// (issue 7): any JSON value, stored compacted, handed to the
-	// RouteExtender, ignored otherwise. Empty or null means none. It travels
-	// as the body's "strata" field, which Java name servers ignore.
+	// Extra is Strata's additions to the registration, a JSON value that
+	// travels as the body's "strata" field, which Java name servers ignore.
+	// Empty or null means none. Strata brokers send a RegistrationExtra
+	// (RegistrationExtra.Encode): a leader's "tierBounds" go into the routes
+	// of its topics. Any valid JSON is accepted and stored compacted (and
+	// handed to the RouteExtender); tier bounds that do not decode are
+	// ignored with a RegisterResult.Warning, the registration stands.
 	Extra json.RawMessage
 }
 
@@ -105,6 +107,10 @@ type RegisterResult struct {
 	MasterAddr string
 	// HAServerAddr is that leader's HAServerAddr.
 	HAServerAddr string
+	// Warning, when not empty, says what part of an accepted registration
+	// the name server ignored: tier bounds in Extra that do not decode
+	// (DecodeRegistrationExtra). It travels as the response's remark.
+	Warning string
 }
 
 // Wire shapes of REGISTER_BROKER (Java RegisterBrokerRequestHeader,
@@ -267,9 +273,9 @@ func DecodeRegisterBrokerRequest(req *remoting.Command) (Registration, error) {
 
 // NewRegisterBrokerResponse builds the response to a REGISTER_BROKER
 // request: SUCCESS with extFields masterAddr and haServerAddr when set
-// (Java RegisterBrokerResponseHeader).
+// (Java RegisterBrokerResponseHeader), and res.Warning as the remark.
 func NewRegisterBrokerResponse(req *remoting.Command, res RegisterResult) *remoting.Command {
-	resp := remoting.NewResponse(req, remoting.RespSuccess, "")
+	resp := remoting.NewResponse(req, remoting.RespSuccess, res.Warning)
 	if res.MasterAddr != "" {
 		resp.SetExt(extMasterAddr, res.MasterAddr)
 	}
@@ -280,12 +286,13 @@ func NewRegisterBrokerResponse(req *remoting.Command, res RegisterResult) *remot
 }
 
 // DecodeRegisterBrokerResponse reads a REGISTER_BROKER response: the result
-// on SUCCESS, else an error wrapping ErrRejected with the code and remark.
+// (the remark as Warning) on SUCCESS, else an error wrapping ErrRejected
+// with the code and remark.
 func DecodeRegisterBrokerResponse(resp *remoting.Command) (RegisterResult, error) {
 	if err := checkSuccess(resp); err != nil {
 		return RegisterResult{}, err
 	}
-	return RegisterResult{MasterAddr: resp.Ext(extMasterAddr), HAServerAddr: resp.Ext(extHAServerAddr)}, nil
+	return RegisterResult{MasterAddr: resp.Ext(extMasterAddr), HAServerAddr: resp.Ext(extHAServerAddr), Warning: resp.Remark}, nil
 }
 
 // NewUnregisterBrokerRequest builds the UNREGISTER_BROKER (104) request a

@@ -111,9 +111,10 @@ type RouteData struct {
 	BrokerDatas    []BrokerData
 	// Extra holds top-level fields besides the three above, keyed by name,
 	// each a JSON value: Strata's additions that standard clients ignore,
-	// such as the per-queue tier boundaries of read routing (issue 7; see
-	// RouteExtender). Keys must differ from the standard ones. Nil when
-	// there are none.
+	// such as the per-queue tier boundaries of read routing under
+	// TierBoundsKey (see Table.Route, DecodeRouteTierBounds) and a
+	// RouteExtender's fields. Keys must differ from the standard ones. Nil
+	// when there are none.
 	Extra map[string]json.RawMessage
 }
 

@@ -354,6 +354,10 @@ func (s *Server) registerBroker(c *remoting.Conn, req *remoting.Command) *remoti
 	if err != nil { // DecodeRegisterBrokerRequest checked already
 		return remoting.NewResponse(req, remoting.RespSystemError, err.Error())
 	}
+	if res.Warning != "" {
+		s.log.Warn("namesrv: registration accepted in part", "broker_name", reg.BrokerName, "broker_id", reg.BrokerID,
+			"broker_addr", reg.BrokerAddr, "warning", res.Warning, "remote", c.RemoteAddr().String())
+	}
 	level := slog.LevelDebug
 	if fresh {
 		level = slog.LevelInfo
@@ -394,9 +398,19 @@ func (s *Server) routeInfo(req *remoting.Command) *remoting.Command {
 	body, err := json.Marshal(route)
 	if err != nil && route.Extra != nil {
 		// A faulty extension must not cost standard clients their route.
-		s.log.Error("namesrv: route extension does not encode; serving the standard route", "topic", topic, "err", err)
+		// The table's own tier bounds are built from decoded numbers and
+		// always encode.
+		s.log.Error("namesrv: route extension does not encode; serving the route without it", "topic", topic, "err", err)
+		tb, ok := route.Extra[TierBoundsKey]
 		route.Extra = nil
-		body, err = json.Marshal(route)
+		if ok {
+			route.Extra = map[string]json.RawMessage{TierBoundsKey: tb}
+			body, err = json.Marshal(route)
+		}
+		if err != nil {
+			route.Extra = nil
+			body, err = json.Marshal(route)
+		}
 	}
 	if err != nil {
 		return remoting.NewResponse(req, remoting.RespSystemError, "encoding route: "+err.Error())

@@ -1,10 +1,12 @@
 package namesrv
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -32,6 +34,10 @@ type BrokerState struct {
 	Topics int
 	// Extra is Registration.Extra, compacted; shared, do not modify.
 	Extra json.RawMessage
+	// TierBoundQueues is how many queues of its routed topics a leader's
+	// registration gives tier bounds for (0 for other members, whose
+	// bounds routes do not use).
+	TierBoundQueues int
 	// Registered is when this address first registered (since it was last
 	// removed); LastUpdate is its latest registration.
 	Registered time.Time
@@ -39,12 +45,12 @@ type BrokerState struct {
 }
 
 // RouteExtender computes extra top-level fields for a topic's route (see
-// RouteData.Extra): read routing (issue 7) puts each queue's tier boundary
-// there, built from the Extra of the brokers' registrations, and lists
-// tier readers, which are already members of the route's broker names.
-// brokers are the live members of the route's broker names, sorted by
-// broker name then id. It is called without the table's lock, for every
-// route query, so it must be fast and must not retain brokers. A nil or
+// RouteData.Extra), from the Extra of the brokers' registrations, besides
+// the "tierBounds" field the Table adds itself (see Table.Route), which an
+// extender's field of that name does not replace. brokers are the live
+// members of the route's broker names, sorted by broker name then id. It
+// is called without the table's lock, for every route query, so it must be
+// fast and must not retain brokers. A nil or
 // empty result adds nothing. A result that does not encode (invalid JSON,
 // a standard key) is dropped by the Server, which logs it and serves the
 // standard route.
@@ -79,6 +85,14 @@ type TableConfig struct {
 //
 // A registration is live while now - LastUpdate <= BrokerTimeout. Queries
 // ignore dead registrations whether or not Expire has removed them yet.
+//
+// Tier bounds (read routing, issue 7): the tier bounds of a leader's
+// registration (RegistrationExtra) are decoded when it registers and kept
+// by topic, for the topics it registered, with the registration: a new
+// registration replaces them, and they go when it is removed (expiry,
+// UNREGISTER_BROKER, connection close). So memory is bounded by what live
+// leaders last sent, and a route looks its topic up in each of its broker
+// names' leaders, never scanning topics.
 type Table struct {
 	timeout time.Duration
 	extend  RouteExtender
@@ -88,7 +102,8 @@ type Table struct {
 }
 
 type entry struct {
-	reg        Registration // owned: Topics and Extra are never shared out
+	reg        Registration  // owned: Topics and Extra are never shared out
+	bounds     *leaderBounds // nil unless a leader with tier bounds
 	conn       ConnID
 	registered time.Time
 	lastUpdate time.Time
@@ -119,7 +134,8 @@ func (t *Table) live(e *entry, now time.Time) bool {
 // address had no live registration before. For a follower or tier reader,
 // the result names the live leader of its broker name. r is checked as
 // DecodeRegisterBrokerRequest checks it (errors wrap ErrBadRegistration)
-// and copied: the caller may reuse it.
+// and copied: the caller may reuse it. A leader's tier bounds that do not
+// decode are ignored, and res.Warning says why.
 func (t *Table) Register(now time.Time, r Registration, conn ConnID) (res RegisterResult, fresh bool, err error) {
 	extra, err := checkRegistration(&r)
 	if err != nil {
@@ -127,6 +143,14 @@ func (t *Table) Register(now time.Time, r Registration, conn ConnID) (res Regist
 	}
 	r = cloneRegistration(r)
 	r.Extra = extra
+	var bounds *leaderBounds
+	var warning string
+	if r.BrokerID == MasterID && extra != nil {
+		var berr error
+		if bounds, berr = buildLeaderBounds(extra, r.Topics); berr != nil {
+			warning = "tier bounds ignored: " + berr.Error()
+		}
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -137,7 +161,7 @@ func (t *Table) Register(now time.Time, r Registration, conn ConnID) (res Regist
 			delete(t.brokers, addr)
 		}
 	}
-	e := &entry{reg: r, conn: conn, registered: now, lastUpdate: now}
+	e := &entry{reg: r, bounds: bounds, conn: conn, registered: now, lastUpdate: now}
 	if !fresh {
 		e.registered = old.registered
 	}
@@ -151,6 +175,7 @@ func (t *Table) Register(now time.Time, r Registration, conn ConnID) (res Regist
 			}
 		}
 	}
+	res.Warning = warning
 	return res, fresh, nil
 }
 
@@ -216,22 +241,29 @@ func (t *Table) DeleteTopic(topic, cluster string) bool {
 			delete(e.reg.Topics, topic)
 			found = true
 		}
+		if e.bounds != nil {
+			if qb, ok := e.bounds.topics[topic]; ok {
+				e.bounds.queues -= bytes.Count(qb, []byte{':'}) // one per queue
+				delete(e.bounds.topics, topic)
+			}
+		}
 	}
 	return found
 }
 
 func (e *entry) state() BrokerState {
 	return BrokerState{
-		ClusterName:  e.reg.ClusterName,
-		BrokerName:   e.reg.BrokerName,
-		BrokerAddr:   e.reg.BrokerAddr,
-		BrokerID:     e.reg.BrokerID,
-		HAServerAddr: e.reg.HAServerAddr,
-		DataVersion:  e.reg.DataVersion,
-		Topics:       len(e.reg.Topics),
-		Extra:        e.reg.Extra,
-		Registered:   e.registered,
-		LastUpdate:   e.lastUpdate,
+		ClusterName:     e.reg.ClusterName,
+		BrokerName:      e.reg.BrokerName,
+		BrokerAddr:      e.reg.BrokerAddr,
+		BrokerID:        e.reg.BrokerID,
+		HAServerAddr:    e.reg.HAServerAddr,
+		DataVersion:     e.reg.DataVersion,
+		Topics:          len(e.reg.Topics),
+		Extra:           e.reg.Extra,
+		TierBoundQueues: e.bounds.count(),
+		Registered:      e.registered,
+		LastUpdate:      e.lastUpdate,
 	}
 }
 
@@ -277,10 +309,18 @@ func (t *Table) groups(now time.Time) []*group {
 
 // Route returns topic's route at now, and false if no live broker name
 // routes it. QueueDatas and BrokerDatas are sorted by broker name; Extra is
-// the RouteExtender's result, unchecked.
+// the RouteExtender's result, unchecked, plus the field "tierBounds"
+// (TierBoundsKey) when a live leader of the route's broker names reported
+// tier bounds for the topic: each such broker name's queue hot starts
+// from its leader's latest registration, by broker name (sorted),
+//
+//	"tierBounds":{"broker-a":{"0":1200,"1":1187},"broker-b":{"3":40}}
+//
+// A broker name without a live leader contributes none.
 func (t *Table) Route(now time.Time, topic string) (RouteData, bool) {
 	var members []BrokerState
 	var r RouteData
+	var tierBounds []byte
 	t.mu.Lock()
 	for _, g := range t.groups(now) {
 		tc, ok := g.source().reg.Topics[topic]
@@ -295,6 +335,18 @@ func (t *Table) Route(now time.Time, topic string) (RouteData, bool) {
 			TopicSynFlag:   tc.TopicSysFlag,
 		})
 		r.BrokerDatas = append(r.BrokerDatas, g.brokerData())
+		if lead := g.members[0]; lead.reg.BrokerID == MasterID && lead.bounds != nil {
+			if qb, ok := lead.bounds.topics[topic]; ok {
+				if tierBounds == nil {
+					tierBounds = append(tierBounds, '{')
+				} else {
+					tierBounds = append(tierBounds, ',')
+				}
+				tierBounds = strconv.AppendQuote(tierBounds, g.name) // names are plain ASCII
+				tierBounds = append(tierBounds, ':')
+				tierBounds = append(tierBounds, qb...)
+			}
+		}
 		if t.extend != nil {
 			for _, m := range g.members {
 				members = append(members, m.state())
@@ -307,6 +359,12 @@ func (t *Table) Route(now time.Time, topic string) (RouteData, bool) {
 	}
 	if t.extend != nil {
 		r.Extra = t.extend(topic, members)
+	}
+	if tierBounds != nil {
+		extra := make(map[string]json.RawMessage, len(r.Extra)+1)
+		maps.Copy(extra, r.Extra) // the extender's map is its own
+		extra[TierBoundsKey] = append(tierBounds, '}')
+		r.Extra = extra
 	}
 	return r, true
 }

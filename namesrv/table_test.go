@@ -424,6 +424,7 @@ func TestTableConcurrent(t *testing.T) {
 			for i := range 200 {
 				now := t0.Add(time.Duration(i) * time.Second)
 				r := registration("c1", fmt.Sprintf("broker-%d", g%3), addr, int64(g/3), map[string]TopicConfig{"T": tc(4, 4, 6)})
+				r = withBounds(r, TierBounds{"T": {0: int64(i), 1: int64(g)}})
 				if _, _, err := tb.Register(now, r, ConnID(g+1)); err != nil {
 					t.Error(err)
 					return
