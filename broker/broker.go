@@ -36,8 +36,15 @@ type Config struct {
 	// ClusterName and BrokerName identify the broker. Defaults
 	// "DefaultCluster" and "broker-a".
 	ClusterName, BrokerName string
-	// BrokerID is 0 for the leader.
+	// BrokerID is 0 for the leader; tier readers have 1 and up.
 	BrokerID int64
+	// Role is RoleLeader (the default) or RoleReader: a tier reader
+	// serves the offloaded history of BrokerName from Tier, with no local
+	// log; its DataDir holds only scratch files, emptied at start.
+	Role Role
+	// ReaderRefresh is how often a tier reader reloads the manifest to
+	// see newly offloaded segments. Default 2s.
+	ReaderRefresh time.Duration
 	// NameServers are the name servers to register with ("ip:port").
 	NameServers []string
 	// AutoCreateTopics creates a topic on its first send (and keeps the
@@ -87,6 +94,20 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:10911"
+	}
+	switch c.Role {
+	case "":
+		c.Role = RoleLeader
+	case RoleLeader:
+		if c.BrokerID != 0 {
+			return fmt.Errorf("broker: a leader has broker id 0, not %d (followers come with replication)", c.BrokerID)
+		}
+	case RoleReader:
+		if err := prepareReader(c); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("broker: unknown role %q (leader or reader)", c.Role)
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "DefaultCluster"
@@ -157,6 +178,10 @@ type Broker struct {
 	hotRetention HotRetention
 	retKick      chan struct{}
 	rebuilding   string // the rebuild marker's path while a rebuild is unfinished
+
+	members    membersPtr      // this broker name's members, from the name servers
+	leaderLink link            // a reader's connection to its leader
+	refresh    manifestRefresh // a reader's manifest reloads
 }
 
 // New opens the broker's store and configuration. Call Serve or Start to
@@ -329,6 +354,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	b.closeTier()
+	b.leaderLink.close()
 	if err := b.store.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -346,7 +372,13 @@ func (b *Broker) backgroundLoop() {
 	defer expire.Stop()
 	reg := time.NewTicker(b.cfg.RegisterInterval)
 	defer reg.Stop()
+	// Members (tier readers for a leader, the leader for a reader) are
+	// looked up more often than registrations, so that a new reader gets
+	// traffic within seconds.
+	members := time.NewTicker(membersInterval)
+	defer members.Stop()
 	b.register()
+	b.refreshMembers()
 	for {
 		select {
 		case <-b.quit:
@@ -363,9 +395,15 @@ func (b *Broker) backgroundLoop() {
 			b.register()
 		case <-b.topics.Changed():
 			b.register()
+		case <-members.C:
+			b.refreshMembers()
 		}
 	}
 }
+
+// membersInterval is how often a broker asks the name servers for its
+// broker name's members.
+const membersInterval = 5 * time.Second
 
 // ServeRemoting dispatches one request. Requests that may block (sends wait
 // for fdatasync, pulls read the disk) run on their own goroutine so the
@@ -401,6 +439,11 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 type handlerFunc func(c *remoting.Conn, req *remoting.Command) *remoting.Command
 
 func (b *Broker) handler(code int16) handlerFunc {
+	if b.reader() {
+		if h, ok := b.readerHandler(code); ok {
+			return h
+		}
+	}
 	switch code {
 	case remoting.ReqSendMessage, remoting.ReqSendMessageV2, remoting.ReqSendBatchMessage:
 		return b.handleSend

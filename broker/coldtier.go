@@ -76,14 +76,16 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	cfg.Cache = b.cache
 	cfg.Logger = b.cfg.Logger
 	cfg.Metrics = b.cfg.Metrics
-	cfg.LocalSegment = b.localSegment
-	cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
+	if !b.reader() {
+		cfg.LocalSegment = b.localSegment
+		cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
+	}
 	// A rebuild from the cold tier is finished only once every queue the
 	// manifest knows has its start on local disk (startTier); until then a
 	// restart must insist on the manifest as on an empty disk.
 	rebuildMark := filepath.Join(b.cfg.DataDir, rebuildMarker)
 	_, markErr := os.Stat(rebuildMark)
-	fresh := !store.HasLog(sc.Dir) || markErr == nil
+	fresh := !store.HasLog(sc.Dir) || markErr == nil || b.reader()
 	// Bound the manifest loads made before the broker starts: an
 	// unreachable store (no answer at all) would otherwise hold the start
 	// for as long as the store client's timeouts and retries last (minutes).
@@ -135,6 +137,18 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	} else if err != nil {
 		b.log.Error("cold tier unavailable at start; offload stays pending and retries", "err", err)
 	}
+	if b.reader() {
+		// No log of its own: its (empty) queues start where the cold tier
+		// ends, and nothing is offloaded or deleted.
+		if m, err := t.Manifest(); err == nil {
+			sc.StartOffset = m.EndOffset()
+		}
+		sc.QueueStart = func(topic string, id int32) int64 {
+			_, next, _ := t.Bounds(topic, id)
+			return next
+		}
+		return nil
+	}
 	if m, err := t.Manifest(); err == nil && fresh && m.Len() > 0 {
 		if err := writeMarker(rebuildMark); err != nil {
 			t.Close()
@@ -178,6 +192,11 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 // and start the offloader and the retention loop.
 func (b *Broker) startTier() {
 	if b.tier == nil {
+		return
+	}
+	if b.reader() {
+		b.wg.Add(1)
+		go b.readerLoop()
 		return
 	}
 	for _, sg := range b.store.Segments() {
@@ -225,6 +244,7 @@ func (b *Broker) retentionLoop() {
 	defer b.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var bounds tierBoundsWatch // early registration when tier bounds change (tierbounds.go)
 	for {
 		select {
 		case <-b.quit:
@@ -232,6 +252,7 @@ func (b *Broker) retentionLoop() {
 		case <-tick.C:
 		case <-b.retKick:
 		}
+		bounds.check(b, time.Now())
 		if b.hotRetention != (HotRetention{}) {
 			continue
 		}
@@ -310,6 +331,10 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 	defer cancel()
 	stream := h.group + "\x00" + h.topic + "\x00" + strconv.Itoa(int(h.queueID))
 	cr, err := b.tier.Read(ctx, h.topic, h.queueID, h.offset, int(h.maxMsgs), maxPullBytes, match, stream)
+	if err == nil && b.reader() && cr.Status == tier.ReadNotCold && b.refreshManifest(ctx) {
+		// The leader may have offloaded more than this reader has seen.
+		cr, err = b.tier.Read(ctx, h.topic, h.queueID, h.offset, int(h.maxMsgs), maxPullBytes, match, stream)
+	}
 	if err != nil {
 		b.log.Warn("cold read failed", "topic", h.topic, "queue", h.queueID, "offset", h.offset, "err", err)
 		code := remoting.RespSystemError
@@ -322,6 +347,11 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 	minOff, maxOff := cr.First, max(hot.MaxOffset, cr.Next)
 	if cr.Status == tier.ReadNotCold && cr.Next == 0 && cr.First == 0 {
 		minOff = hot.MinOffset // the cold tier has nothing of this queue
+	}
+	if b.reader() && cr.Status == tier.ReadNotCold {
+		// Not (yet) in the cold tier: the leader has it. Answer at once,
+		// pointing the consumer at the leader (suggestWhichBrokerId 0).
+		return b.pullResponse(req, remoting.RespPullNotFound, h.topic, h.offset, minOff, max(maxOff, h.offset), nil), false
 	}
 	code, next := remoting.RespSuccess, cr.NextOffset
 	switch cr.Status {
@@ -342,7 +372,18 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 			code, next = remoting.RespPullOffsetMoved, maxOff
 		}
 	}
-	return b.pullResponse(req, code, h.topic, next, minOff, maxOff, cr.Records), code == remoting.RespPullNotFound
+	resp := b.pullResponse(req, code, h.topic, next, minOff, maxOff, cr.Records)
+	if cr.Status == tier.ReadFound || cr.Status == tier.ReadNoMatch {
+		// A replay of history: a reader keeps it; a leader serves it and
+		// sends the next pulls to a tier reader when one is up, sparing
+		// itself.
+		id := b.cfg.BrokerID
+		if !b.reader() {
+			id = b.suggestReader(h.group, h.topic, h.queueID)
+		}
+		setSuggest(resp, id)
+	}
+	return resp, code == remoting.RespPullNotFound
 }
 
 // minOffset is the queue's first readable offset in either tier.

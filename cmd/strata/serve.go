@@ -58,10 +58,10 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.SegmentSize, "segment-size", "commit-log segment size (64MiB, 1GiB)")
 	fs.StringVar(&c.Flush, "flush", c.Flush, "sync (acknowledge after fdatasync) or async")
 	fs.DurationVar(&c.SegmentMaxAge, "segment-max-age", c.SegmentMaxAge, "seal the active segment after this long even if not full")
-	fs.StringVar(&c.Role, "role", c.Role, "leader (follower and reader come with replication and the cold tier)")
+	fs.StringVar(&c.Role, "role", c.Role, "leader, or reader: a tier reader serving --broker-name's offloaded history from --tier (needs --broker-id 1 or more)")
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name")
 	fs.StringVar(&c.BrokerName, "broker-name", c.BrokerName, "broker name")
-	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader")
+	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader; 1 and up for tier readers")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "ip:port clients dial (default: --listen, 0.0.0.0 as 127.0.0.1)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create topics on first send")
 	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
@@ -109,8 +109,20 @@ func splitAddrs(s string) []string {
 }
 
 func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg prometheus.Registerer, standalone bool) (broker.Config, error) {
-	if c.Role != "leader" {
-		return broker.Config{}, fmt.Errorf("--role %q is not available yet: only leader (replication and tier readers are later issues)", c.Role)
+	role := broker.Role(c.Role)
+	switch role {
+	case broker.RoleLeader:
+	case broker.RoleReader:
+		if standalone {
+			return broker.Config{}, errors.New("--role reader is for `strata broker`; standalone runs a leader")
+		}
+		if c.Tier == "" || c.Tier == "none" {
+			return broker.Config{}, errors.New("--role reader needs --tier: the object store whose history it serves")
+		}
+	case "follower":
+		return broker.Config{}, errors.New("--role follower is not available yet (replication is a later issue)")
+	default:
+		return broker.Config{}, fmt.Errorf("--role %q: leader or reader", c.Role)
 	}
 	flush, err := store.ParseFlushMode(c.Flush)
 	if err != nil {
@@ -118,7 +130,7 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 	}
 	bc := broker.Config{
 		DataDir: c.DataDir, Listen: c.Listen, AdvertiseAddr: c.Advertise, ClusterName: c.Cluster,
-		BrokerName: c.BrokerName, BrokerID: c.BrokerID, NameServers: splitAddrs(c.Namesrv),
+		BrokerName: c.BrokerName, BrokerID: c.BrokerID, Role: role, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
 		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
 		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
