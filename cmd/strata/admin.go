@@ -27,8 +27,10 @@ commands:
                      the topic's brokers and each queue's min/max offsets
   tier status [--cluster C] [--all]
                      each broker's cold tier: objects, bytes, upload lag,
-                     last error, and per queue the cold and hot ranges
-                     (--all includes system topics)
+                     last error, its tier readers and how far they see,
+                     and per queue the cold and hot ranges and the hot
+                     start the name servers route by (--all includes
+                     system topics)
 
 Each command takes --namesrv (default 127.0.0.1:9876, or STRATA_NAMESRV).
 Brokers accept topic changes from loopback peers only until ACLs exist.
@@ -245,20 +247,44 @@ func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Write
 				fmt.Fprintf(stdout, "  last error (%s): %s\n", t.LastErrorAt.Format(time.RFC3339), t.LastError)
 			}
 		}
+		for _, id := range bd.Readers() {
+			raddr := bd.Addrs[id]
+			rs, err := cl.TierStatus(ctx, raddr)
+			switch {
+			case err != nil:
+				fmt.Fprintf(stdout, "  reader %d (%s): %v\n", id, raddr, err)
+			case rs.Tier == nil:
+				fmt.Fprintf(stdout, "  member %d (%s): no cold tier\n", id, raddr)
+			default:
+				fmt.Fprintf(stdout, "  reader %d (%s): sees the log offloaded up to %d\n", id, raddr, rs.Tier.EndOffset)
+			}
+		}
+		// The name servers' view: the hot starts routes give clients.
+		routed := map[string]*client.Route{}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TOPIC\tQUEUE\tCOLD\tHOT")
+		fmt.Fprintln(tw, "  TOPIC\tQUEUE\tCOLD\tHOT\tROUTED HOT START")
 		for _, q := range st.Queues {
 			if !c.All && client.IsSystemTopic(q.Topic) {
 				continue
 			}
-			cold, hot := "-", "-"
+			cold, hot, rhs := "-", "-", "-"
 			if q.ColdNext > q.ColdFirst {
 				cold = fmt.Sprintf("[%d, %d)", q.ColdFirst, q.ColdNext)
 			}
 			if q.HotMax > q.HotMin {
 				hot = fmt.Sprintf("[%d, %d)", q.HotMin, q.HotMax)
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", q.Topic, q.QueueID, cold, hot)
+			r, ok := routed[q.Topic]
+			if !ok {
+				r, _ = cl.Route(ctx, q.Topic) // nil: no route (yet)
+				routed[q.Topic] = r
+			}
+			if r != nil {
+				if hs, ok := r.HotStart[name][int(q.QueueID)]; ok {
+					rhs = strconv.FormatInt(hs, 10)
+				}
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", q.Topic, q.QueueID, cold, hot, rhs)
 		}
 		tw.Flush()
 	}
