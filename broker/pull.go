@@ -258,8 +258,9 @@ func (s *holdService) fire(hd *hold) {
 		return
 	}
 	defer s.wg.Done()
-	hd.timer.Stop()
-	s.remove(hd)
+	if t := s.remove(hd); t != nil {
+		t.Stop()
+	}
 	s.count.Add(-1)
 	s.answer(hd)
 }
@@ -269,10 +270,14 @@ func (s *holdService) answer(hd *hold) {
 	hd.c.Reply(resp)
 }
 
-func (s *holdService) remove(hd *hold) {
+// remove drops hd from the held pulls and returns its timer, read under
+// the lock that add set it under (the timer's own goroutine may be the
+// caller, started before add stored it).
+func (s *holdService) remove(hd *hold) *time.Timer {
 	k := queueKey{hd.h.topic, hd.h.queueID}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	t := hd.timer
 	list := s.held[k]
 	for i, x := range list {
 		if x == hd {
@@ -285,6 +290,7 @@ func (s *holdService) remove(hd *hold) {
 	} else {
 		s.held[k] = list
 	}
+	return t
 }
 
 // releaseAll answers every held pull now (shutdown) and waits for the
