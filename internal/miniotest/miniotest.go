@@ -13,7 +13,6 @@
 package miniotest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -32,7 +30,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"golang.org/x/sys/unix"
+
+	"github.com/strata-mq/strata/internal/provision"
 )
 
 // Module and Version identify the MinIO server that tests run.
@@ -59,13 +58,7 @@ const (
 )
 
 // CacheDir returns the directory the MinIO binary is built into.
-func CacheDir() (string, error) {
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("miniotest: user cache directory: %w", err)
-	}
-	return filepath.Join(base, "strata", "minio", Version), nil
-}
+func CacheDir() (string, error) { return provision.CacheDir("minio", Version) }
 
 var (
 	binMu   sync.Mutex
@@ -103,92 +96,7 @@ func skipIfDisabled(t testing.TB) {
 // EnsureBinary returns the path of the MinIO binary, building it if it is not
 // in the cache directory yet. logf (may be nil) reports progress.
 func EnsureBinary(ctx context.Context, logf func(format string, args ...any)) (string, error) {
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	dir, err := CacheDir()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "minio")
-	if isExecutable(bin) {
-		return bin, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", dir, err)
-	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"), logf)
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if isExecutable(bin) { // built by another process while we waited
-		return bin, nil
-	}
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		return "", fmt.Errorf("create build directory: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("go command not found, cannot build MinIO: %w", err)
-	}
-	logf("miniotest: building MinIO %s (takes a few minutes, once)", Version)
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, goBin, "install", Module+"@"+Version)
-	cmd.Dir = tmp
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off")
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go install %s@%s: %w\n%s", Module, Version, err, tail(out.String(), 4000))
-	}
-	if err := os.Rename(filepath.Join(tmp, "minio"), bin); err != nil {
-		return "", fmt.Errorf("install MinIO binary: %w", err)
-	}
-	logf("miniotest: built MinIO in %v", time.Since(start).Round(time.Second))
-	return bin, nil
-}
-
-// lockFile takes an exclusive flock on path, polling so ctx can end the wait.
-func lockFile(ctx context.Context, path string, logf func(string, ...any)) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	logged := false
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if !logged {
-			logf("miniotest: waiting for another process building MinIO (lock %s)", path)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, fmt.Errorf("waiting for the MinIO build lock: %w", ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+	return provision.GoBinary(ctx, Module, Version, "minio", logf)
 }
 
 // Server is a running MinIO server owned by a test.

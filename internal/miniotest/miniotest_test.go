@@ -105,25 +105,6 @@ func TestLimitedBuffer(t *testing.T) {
 	}
 }
 
-func TestLockFile(t *testing.T) {
-	path := t.TempDir() + "/lock"
-	unlock, err := lockFile(t.Context(), path, t.Logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
-	defer cancel()
-	if _, err := lockFile(ctx, path, t.Logf); err == nil {
-		t.Fatal("second lock acquired while the first is held")
-	}
-	unlock()
-	unlock2, err := lockFile(t.Context(), path, t.Logf)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	unlock2()
-}
-
 func TestCacheDir(t *testing.T) {
 	dir, err := CacheDir()
 	if err != nil {
