@@ -221,8 +221,19 @@ func (cs *Consumer) Queues(ctx context.Context, topic string) ([]MessageQueue, e
 
 // queueCall sends a request about mq to its broker's leader and returns the
 // response, whatever its code.
+// Reads (pulls, offset lookups) go to a tier reader of the broker name
+// when it has no live leader: its offloaded history stays readable.
 func (c *Client) queueCall(ctx context.Context, mq MessageQueue, req *remoting.Command, timeout time.Duration) (*remoting.Command, string, error) {
 	addr, err := c.brokerAddr(ctx, mq.Topic, mq.BrokerName)
+	if err != nil && errors.Is(err, ErrNoQueue) && readRequest(req.Code) {
+		if r, rerr := c.Route(ctx, mq.Topic); rerr == nil {
+			if b, ok := r.Broker(mq.BrokerName); ok {
+				if ids := b.Readers(); len(ids) > 0 {
+					addr, err = b.Addrs[ids[0]], nil
+				}
+			}
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -313,6 +324,17 @@ func (cs *Consumer) pull(ctx context.Context, mq MessageQueue, offset int64, max
 	return res, nil
 }
 
+// readRequest reports whether a request only reads a queue, so that a
+// tier reader can serve it.
+func readRequest(code int16) bool {
+	switch code {
+	case remoting.ReqPullMessage, remoting.ReqGetMaxOffset, remoting.ReqGetMinOffset,
+		remoting.ReqSearchOffsetByTimestamp, remoting.ReqGetEarliestMsgStoreTime:
+		return true
+	}
+	return false
+}
+
 // pullCall sends a pull of mq at offset to the member of mq's broker name
 // that serves it best: the one the last pull's answer suggested, else a
 // tier reader when the route's tier bounds place offset in the cold tier,
@@ -330,7 +352,7 @@ func (cs *Consumer) pullCall(ctx context.Context, mq MessageQueue, offset int64,
 	id := int64(leaderID)
 	if v, ok := cs.nodes.Load(mq); ok {
 		id = v.(int64)
-	} else if readers := b.Readers(); len(readers) > 0 && r.coldAt(mq, offset) {
+	} else if readers := b.Readers(); len(readers) > 0 && (r.coldAt(mq, offset) || b.LeaderAddr() == "") {
 		// Spread the queues of a group over the readers.
 		h := fnv.New32a()
 		h.Write([]byte(cs.group))

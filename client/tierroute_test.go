@@ -101,3 +101,46 @@ func TestPullGoesToTheTierThatHoldsTheOffset(t *testing.T) {
 		t.Errorf("pull with the reader down: leader %d→%d, reader %d→%d", l0, l1, r0, r1)
 	}
 }
+
+// TestReadsWithoutLeader: while a broker name has no live leader, pulls
+// and offset lookups go to its tier reader; commits still need the leader.
+func TestReadsWithoutLeader(t *testing.T) {
+	reader := startFake(t, func(req *remoting.Command) *remoting.Command {
+		switch req.Code {
+		case remoting.ReqPullMessage:
+			return pullAnswer(1)(req)
+		case remoting.ReqGetMinOffset, remoting.ReqGetMaxOffset:
+			resp := remoting.NewResponse(req, remoting.RespSuccess, "")
+			resp.ExtFields = map[string]string{"offset": "42"}
+			return resp
+		}
+		return remoting.NewResponse(req, remoting.RespSystemError, "no leader to forward to")
+	})
+	route := fmt.Sprintf(`{"orderTopicConf":"","queueDatas":[{"brokerName":"b1","perm":4,"readQueueNums":1,"topicSynFlag":0,"writeQueueNums":1}],`+
+		`"brokerDatas":[{"brokerAddrs":{"1":%q},"brokerName":"b1","cluster":"c"}]}`, reader.addr)
+	ns := startFake(t, func(req *remoting.Command) *remoting.Command {
+		resp := remoting.NewResponse(req, remoting.RespSuccess, "")
+		resp.Body = []byte(route)
+		return resp
+	})
+	c, err := New(NameServers(ns.addr), Logger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := testCtx(t)
+	cs := mustConsumer(t, c, "g")
+	mq := MessageQueue{Topic: "t", BrokerName: "b1", QueueID: 0}
+	if off, err := cs.MinOffset(ctx, mq); err != nil || off != 42 {
+		t.Errorf("MinOffset without a leader: %d, %v", off, err)
+	}
+	if _, err := cs.Pull(ctx, mq, 3, 1); err != nil {
+		t.Errorf("Pull without a leader: %v", err)
+	}
+	if err := cs.CommitOffset(ctx, mq, 5); err == nil {
+		t.Error("CommitOffset without a leader succeeded")
+	}
+	if n := len(reader.requests()); n != 2 {
+		t.Errorf("the reader got %d requests, want 2 (min offset, pull)", n)
+	}
+}
