@@ -166,6 +166,7 @@ type Broker struct {
 
 	mu       sync.Mutex
 	closing  bool
+	stopping chan struct{} // closed when Shutdown starts
 	inflight sync.WaitGroup // request goroutines
 	quit     chan struct{}
 	wg       sync.WaitGroup // background loops
@@ -191,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker", "broker", cfg.BrokerName),
-		quit: make(chan struct{}), regKick: make(chan struct{}, 1), retKick: make(chan struct{}, 1)}
+		quit: make(chan struct{}), stopping: make(chan struct{}), regKick: make(chan struct{}, 1), retKick: make(chan struct{}, 1)}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
 		adv = cfg.Listen
@@ -326,6 +327,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	b.closing = true
+	close(b.stopping)
 	srv := b.srv
 	b.mu.Unlock()
 	b.unregister(ctx)

@@ -350,7 +350,17 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 	}
 	if b.reader() && cr.Status == tier.ReadNotCold {
 		// Not (yet) in the cold tier: the leader has it. Answer at once,
-		// pointing the consumer at the leader (suggestWhichBrokerId 0).
+		// pointing the consumer at the leader (suggestWhichBrokerId 0) —
+		// unless there is no live leader: then hold the pull as a leader
+		// would, so that the consumer waits instead of spinning.
+		if b.members.Load().leader == "" && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
+			t := time.NewTimer(min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold))
+			select {
+			case <-t.C:
+			case <-b.stopping:
+			}
+			t.Stop()
+		}
 		return b.pullResponse(req, remoting.RespPullNotFound, h.topic, h.offset, minOff, max(maxOff, h.offset), nil), false
 	}
 	code, next := remoting.RespSuccess, cr.NextOffset
@@ -374,12 +384,11 @@ func (b *Broker) coldPull(req *remoting.Command, h *pullHeader, match func(int64
 	}
 	resp := b.pullResponse(req, code, h.topic, next, minOff, maxOff, cr.Records)
 	if cr.Status == tier.ReadFound || cr.Status == tier.ReadNoMatch {
-		// A replay of history: a reader keeps it; a leader serves it and
-		// sends the next pulls to a tier reader when one is up, sparing
-		// itself.
-		id := b.cfg.BrokerID
-		if !b.reader() {
-			id = b.suggestReader(h.group, h.topic, h.queueID)
+		// A replay of history: the next pulls go to the tier reader whose
+		// turn this segment is (see suggestReader), sparing the leader.
+		id := b.suggestReader(cr.Segment)
+		if id == 0 && b.reader() {
+			id = b.cfg.BrokerID // alone, or the members are not known yet
 		}
 		setSuggest(resp, id)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -265,20 +264,25 @@ func (b *Broker) clusterInfo(ctx context.Context, addr string) (namesrv.ClusterI
 	return namesrv.DecodeClusterInfo(resp.Body)
 }
 
-// suggestReader picks the tier reader a leader points a cold pull of
-// group/topic/queue at: the same one every time while the readers stay the
-// same, spread over them by a hash; 0 (the leader) when none is up.
-func (b *Broker) suggestReader(group, topic string, queue int32) int64 {
+// segmentsPerReader is how many consecutive segment objects one tier
+// reader serves before the next reader's turn.
+const segmentsPerReader = 4
+
+// suggestReader picks the tier reader a cold pull that read segment seq
+// (manifest sequence) should continue at: readers take turns by spans of
+// segmentsPerReader segments. Every queue's messages are spread over every
+// block of a segment, so sending all the queues' consumers of a segment to
+// one reader has it fetch and decompress each block once for all of them,
+// where spreading them by queue would have every reader fetch everything;
+// spans (rather than single segments) keep read-ahead, which runs into the
+// next segment, mostly on the node that will serve it. 0 (the leader) when
+// no reader is up.
+func (b *Broker) suggestReader(seq int64) int64 {
 	rs := b.members.Load().readers
 	if len(rs) == 0 {
 		return 0
 	}
-	h := fnv.New32a()
-	h.Write([]byte(group))
-	h.Write([]byte{0})
-	h.Write([]byte(topic))
-	h.Write([]byte{0, byte(queue), byte(queue >> 8)})
-	return rs[h.Sum32()%uint32(len(rs))]
+	return rs[(max(seq, 1)-1)/segmentsPerReader%int64(len(rs))]
 }
 
 // membersPtr holds the latest brokerMembers (never nil).

@@ -334,21 +334,21 @@ func (c *Cache) Get(ctx context.Context, key string, fetch FetchFunc) ([]byte, e
 // that Close cancels; its result is cached marked "prefetched by stream,
 // unused" until a Get uses it. Fetch errors are logged and not cached.
 // A cached key is moved to the front of the LRU, since it is about to be
-// read.
-func (c *Cache) Prefetch(stream *Stream, key string, fetch FetchFunc) {
+// read. It reports whether fetch was queued (and so will run).
+func (c *Cache) Prefetch(stream *Stream, key string, fetch FetchFunc) bool {
 	if fetch == nil {
-		return
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return
+		return false
 	}
 	if _, ok := c.lru.Get(key); ok {
-		return
+		return false
 	}
 	if _, ok := c.flights[key]; ok {
-		return
+		return false
 	}
 	f := c.newFlight(key, fetch)
 	f.prefetch = true
@@ -356,10 +356,12 @@ func (c *Cache) Prefetch(stream *Stream, key string, fetch FetchFunc) {
 	select {
 	case c.queue <- f:
 		c.st.PrefetchIssued++
+		return true
 	default:
 		delete(c.flights, key)
 		f.stop()
 		c.st.PrefetchDropped++
+		return false
 	}
 }
 

@@ -352,8 +352,11 @@ func (cs *Consumer) pullCall(ctx context.Context, mq MessageQueue, offset int64,
 	id := int64(leaderID)
 	if v, ok := cs.nodes.Load(mq); ok {
 		id = v.(int64)
-	} else if readers := b.Readers(); len(readers) > 0 && (r.coldAt(mq, offset) || b.LeaderAddr() == "") {
-		// Spread the queues of a group over the readers.
+	}
+	readers := b.Readers()
+	if _, live := b.Addrs[id]; (!live || id == leaderID) && len(readers) > 0 && (r.coldAt(mq, offset) || b.LeaderAddr() == "") {
+		// No suggestion, or one naming a member that is gone: a reader,
+		// spreading the queues of a group over them.
 		h := fnv.New32a()
 		h.Write([]byte(cs.group))
 		h.Write([]byte(mq.String()))

@@ -220,6 +220,16 @@ func (c *Client) Route(ctx context.Context, topic string) (*Route, error) {
 	return r, nil
 }
 
+// forgetRouteOlder drops topic's cached route if it was fetched more than
+// age ago.
+func (c *Client) forgetRouteOlder(topic string, age time.Duration) {
+	c.routeMu.Lock()
+	if e, ok := c.routes[topic]; ok && time.Since(e.fetched) > age {
+		delete(c.routes, topic)
+	}
+	c.routeMu.Unlock()
+}
+
 // forgetRoute drops topic's cached route, so the next use asks again.
 func (c *Client) forgetRoute(topic string) {
 	c.routeMu.Lock()
@@ -264,7 +274,9 @@ func (c *Client) brokerAddr(ctx context.Context, topic, brokerName string) (stri
 	if b, ok := r.Broker(brokerName); ok && b.LeaderAddr() != "" {
 		return b.LeaderAddr(), nil
 	}
-	c.forgetRoute(topic)
+	// Ask the name servers again, but not more than once a second: while
+	// a leader is down, reads go on to its tier readers.
+	c.forgetRouteOlder(topic, time.Second)
 	return "", fmt.Errorf("%w: broker %q has no live leader in the route of %s", ErrNoQueue, brokerName, topic)
 }
 

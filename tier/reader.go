@@ -41,6 +41,9 @@ type ReadResult struct {
 	NextOffset int64
 	// First and Next bound the queue's cold range [First, Next).
 	First, Next int64
+	// Segment is the manifest sequence of the segment object read (0 when
+	// none was): nodes that share reads route by it.
+	Segment int64
 }
 
 // maxColdScan bounds how many entries one filtered read scans.
@@ -76,6 +79,7 @@ func (t *Tier) Read(ctx context.Context, topic string, queueID int32, offset int
 		r.Status, r.NextOffset = ReadNoMatch, qr.First
 		return r, nil
 	}
+	r.Segment = seg.Seq
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.ReadTimeout)
 	defer cancel()
 	start := time.Now()
@@ -221,7 +225,8 @@ func (t *Tier) prefetchBlocks(seg SegmentEntry, foot *Footer, section []byte, qi
 	}
 	var missing []int
 	for _, bi := range want {
-		if !t.cache.Contains(blockCacheKey(seg.Key, bi)) {
+		key := blockCacheKey(seg.Key, bi)
+		if _, riding := t.runBlocks.Load(key); !riding && !t.cache.Contains(key) {
 			missing = append(missing, bi)
 		}
 	}
@@ -248,14 +253,29 @@ const (
 
 // prefetchRun fetches the consecutive blocks run (object order) with one
 // ranged GET: the first through the cache's prefetch (so concurrent readers
-// share it), the others added to the cache as it arrives.
+// share it), the others added to the cache as it arrives. Until then the
+// others are listed in runBlocks, so that other streams' read-ahead (every
+// queue of a segment reads the same blocks) does not fetch them again.
 func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.Stream) {
 	if len(run) == 1 {
 		t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(t.blockFetch(seg, foot.Blocks[run[0]])))
 		return
 	}
+	riders := make([]string, 0, len(run)-1)
+	for _, bi := range run[1:] {
+		key := blockCacheKey(seg.Key, bi)
+		if _, loaded := t.runBlocks.LoadOrStore(key, struct{}{}); !loaded {
+			riders = append(riders, key)
+		}
+	}
+	release := func() {
+		for _, key := range riders {
+			t.runBlocks.Delete(key)
+		}
+	}
 	first, last := foot.Blocks[run[0]], foot.Blocks[run[len(run)-1]]
-	t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(func(ctx context.Context) ([]byte, error) {
+	queued := t.cache.Prefetch(s, blockCacheKey(seg.Key, run[0]), t.bounded(func(ctx context.Context) ([]byte, error) {
+		defer release() // after the Adds below: the cache holds them then
 		n := last.ObjOffset + int64(last.CompLen) - first.ObjOffset
 		comp, err := segGet(ctx, t.store, seg.Key, first.ObjOffset, n)
 		if err != nil {
@@ -283,6 +303,9 @@ func (t *Tier) prefetchRun(seg SegmentEntry, foot *Footer, run []int, s *cache.S
 		}
 		return head, nil
 	}))
+	if !queued {
+		release()
+	}
 }
 
 // entriesPast returns the index of the first entry of section, from idx on,

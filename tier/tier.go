@@ -73,6 +73,9 @@ type Tier struct {
 	ownsC   bool
 	footers *lru.Cache[string, *Footer]
 	met     *tierMetrics
+	// runBlocks holds the cache keys of blocks on their way as part of a
+	// read-ahead run (prefetchRun), not yet in the cache.
+	runBlocks sync.Map
 
 	mu       sync.Mutex
 	man      *Manifest // nil until loaded
