@@ -166,7 +166,7 @@ type Broker struct {
 
 	mu       sync.Mutex
 	closing  bool
-	stopping chan struct{} // closed when Shutdown starts
+	stopping chan struct{}  // closed when Shutdown starts
 	inflight sync.WaitGroup // request goroutines
 	quit     chan struct{}
 	wg       sync.WaitGroup // background loops

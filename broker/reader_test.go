@@ -224,7 +224,7 @@ func TestTierReaderRefusesLeaderData(t *testing.T) {
 		t.Fatalf("the leader's store is gone: %v", serr)
 	}
 	for _, cfg := range []Config{
-		{DataDir: t.TempDir(), Role: RoleReader, BrokerID: 1},                           // no tier
+		{DataDir: t.TempDir(), Role: RoleReader, BrokerID: 1},                              // no tier
 		{DataDir: t.TempDir(), Role: RoleReader, BrokerID: 0, Tier: TierConfig{Store: ts}}, // id 0
 		{DataDir: t.TempDir(), Role: "follower"},
 	} {
