@@ -405,7 +405,7 @@ func (b *Broker) backgroundLoop() {
 
 // membersInterval is how often a broker asks the name servers for its
 // broker name's members.
-const membersInterval = 5 * time.Second
+const membersInterval = 2 * time.Second
 
 // ServeRemoting dispatches one request. Requests that may block (sends wait
 // for fdatasync, pulls read the disk) run on their own goroutine so the

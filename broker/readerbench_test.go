@@ -919,9 +919,10 @@ func (e *readerBench) startReaders(b *testing.B, n int) []*node {
 	return rs
 }
 
-// leaderSuggestions pulls the first cold message of queue 0 from the
-// leader with rbProbeGroups consumer groups and returns the broker ids it
-// suggests for the next pull: the readers it knows (spread by group), or 0.
+// leaderSuggestions pulls cold messages of queue 0 from the leader at
+// rbProbeGroups offsets spread over its cold range and returns the broker
+// ids it suggests for the next pull: the readers it knows (taking turns by
+// segment spans), or 0.
 func (e *readerBench) leaderSuggestions() (map[int64]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -933,7 +934,8 @@ func (e *readerBench) leaderSuggestions() (map[int64]bool, error) {
 	got := map[int64]bool{}
 	for i := range rbProbeGroups {
 		resp, err := conn.Invoke(ctx, remoting.NewRequest(remoting.ReqPullMessage, map[string]string{
-			"consumerGroup": "probe-" + strconv.Itoa(i), "topic": rbTopic, "queueId": "0", "queueOffset": "0",
+			"consumerGroup": "probe-" + strconv.Itoa(i), "topic": rbTopic, "queueId": "0",
+			"queueOffset": strconv.FormatInt(int64(i)*e.coldEnd[0]/rbProbeGroups, 10),
 			"maxMsgNums": "1", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "*"}, nil))
 		if err != nil {
 			return nil, err
