@@ -7,6 +7,7 @@ package bench
 
 import (
 	"context"
+	"time"
 )
 
 // Target is a broker under test: servers it starts itself (processes on
@@ -38,8 +39,61 @@ type Target interface {
 // Producer sends messages to a Target.
 type Producer interface {
 	// Send stores body in topic and returns once the target has
-	// acknowledged it, as durably as the target is configured to.
+	// acknowledged it, as durably as the target is configured to. The
+	// caller reuses body for its next send once Send has returned.
 	Send(ctx context.Context, topic string, body []byte) error
 	// Close releases the producer's connections.
 	Close() error
+}
+
+// BatchProducer is a Producer that can also store several messages of one
+// topic with one request. backlog-drain's preload uses it, when the
+// target's producers offer it, to fill the backlog quickly; the measured
+// cases always send one message at a time.
+type BatchProducer interface {
+	Producer
+	// SendBatch stores bodies in topic and returns once the target has
+	// acknowledged them all; the caller reuses bodies once it returns.
+	SendBatch(ctx context.Context, topic string, bodies [][]byte) error
+}
+
+// TargetNeeds tells a TargetFactory what a workload needs of its target.
+type TargetNeeds struct {
+	// ColdTier: the workload reads a backlog that should live in a cold
+	// tier (backlog-drain). Targets without one ignore it.
+	ColdTier bool
+	// SegmentSize and SealAfter, when set, are what the cold tier's
+	// objects should be: the size at which, and the age after which, a
+	// log segment is sealed and offloaded (smoke runs make both small).
+	SegmentSize string
+	SealAfter   time.Duration
+	// Topics are the topics the workload will create, with their queue
+	// counts. A target where creating many topics one by one is slow may
+	// provision them as it starts; the runner calls CreateTopics for them
+	// all the same.
+	Topics map[string]int
+}
+
+// TargetFactory makes a fresh, unstarted Target for one workload: the
+// runner starts it on an empty directory, runs the workload and stops it.
+type TargetFactory func(TargetNeeds) (Target, error)
+
+// ColdTier is implemented by targets with a cold tier (Strata with
+// TargetNeeds.ColdTier). backlog-drain uses it to wait until its preloaded
+// backlog has left the local disk, and to measure the object store's raw
+// GET speed next to the drain.
+type ColdTier interface {
+	// WaitCold waits until the first n messages of topic are in the cold
+	// tier only, or ctx ends, and returns the share of them that is.
+	WaitCold(ctx context.Context, topic string, n int64) (float64, error)
+	// ObjectStore tells how to reach the tier's object store, if any.
+	ObjectStore() (ObjectStoreInfo, bool)
+}
+
+// ColdStarter is implemented by targets whose client cold start can be
+// measured (the coldstart workload): ColdStartCommand returns the argv of
+// a fresh process that connects to the target, sends one message to
+// topic, waits for its acknowledgement and exits 0.
+type ColdStarter interface {
+	ColdStartCommand(topic string) []string
 }

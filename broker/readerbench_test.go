@@ -936,7 +936,7 @@ func (e *readerBench) leaderSuggestions() (map[int64]bool, error) {
 		resp, err := conn.Invoke(ctx, remoting.NewRequest(remoting.ReqPullMessage, map[string]string{
 			"consumerGroup": "probe-" + strconv.Itoa(i), "topic": rbTopic, "queueId": "0",
 			"queueOffset": strconv.FormatInt(int64(i)*e.coldEnd[0]/rbProbeGroups, 10),
-			"maxMsgNums": "1", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "*"}, nil))
+			"maxMsgNums":  "1", "sysFlag": "0", "commitOffset": "0", "suspendTimeoutMillis": "0", "subscription": "*"}, nil))
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@
 //	strata produce --topic T           send lines from stdin (or --count N)
 //	strata consume --topic T --group G print messages
 //	strata admin topic create|list|describe
+//	strata bench --workload all        benchmarks (see docs/benchmarks.md)
 //
 // Every flag also reads STRATA_<NAME> (upper case, dashes as underscores);
 // flags win over the environment, the environment over defaults.
@@ -21,6 +22,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/strata-mq/strata/bench"
 )
 
 const usage = `usage: strata <command> [flags]
@@ -32,6 +35,7 @@ commands:
   produce      send messages (lines of stdin, or --count generated ones)
   consume      print messages
   admin        topic create|list|describe
+  bench        workloads side by side with NATS JetStream and the machine's ceilings
 
 Run 'strata <command> -h' for a command's flags. Every flag also reads
 STRATA_<NAME>, e.g. --data-dir from STRATA_DATA_DIR.
@@ -72,6 +76,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runConsume(ctx, rest, stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
+	case bench.ColdStartChildCommand: // hidden: the coldstart workload's client
+		return bench.ColdStartChild(ctx, rest, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

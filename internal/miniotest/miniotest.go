@@ -99,7 +99,8 @@ func EnsureBinary(ctx context.Context, logf func(format string, args ...any)) (s
 	return provision.GoBinary(ctx, Module, Version, "minio", logf)
 }
 
-// Server is a running MinIO server owned by a test.
+// Server is a running MinIO server owned by a test (Start) or by a program
+// (StartServer).
 type Server struct {
 	// Endpoint is the server's address, "127.0.0.1:port".
 	Endpoint string
@@ -126,35 +127,73 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary(t)
+	dir := t.TempDir() // registered before Stop, so removed after it
+	s, err := startServer(bin, dir, t.Logf)
+	if err != nil {
+		t.Fatalf("miniotest: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartServer is Start outside tests (the benchmarks use it): it builds the
+// MinIO binary into the cache directory if needed (logf, which may be nil,
+// reports progress), starts a server on free loopback ports with its data
+// in dir, and waits until it is live. The caller stops it with Stop. It
+// does not look at STRATA_SKIP_MINIO.
+func StartServer(ctx context.Context, dir string, logf func(format string, args ...any)) (*Server, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	bin, err := EnsureBinary(ctx, logf)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("miniotest: create data directory: %w", err)
+	}
+	s, err := startServer(bin, dir, logf)
+	if err != nil {
+		return nil, fmt.Errorf("miniotest: %w", err)
+	}
+	return s, nil
+}
+
+// startServer starts bin on free loopback ports with its data in dir,
+// trying other ports when the ones it picked were taken meanwhile.
+func startServer(bin, dir string, logf func(string, ...any)) (*Server, error) {
 	s := &Server{
 		AccessKey: DefaultAccessKey,
 		SecretKey: DefaultSecretKey,
 		bin:       bin,
-		dataDir:   t.TempDir(), // registered first, so removed after Stop
-		logf:      t.Logf,
+		dataDir:   dir,
+		logf:      logf,
 	}
-	t.Cleanup(s.Stop)
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		s.Endpoint, s.console = freeAddr(t), freeAddr(t)
+		if s.Endpoint, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		if s.console, err = freeAddr(); err != nil {
+			return nil, err
+		}
 		if err = s.start(); err == nil {
-			return s
+			return s, nil
 		}
 		if !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
-	t.Fatalf("miniotest: %v", err)
-	return nil
+	return nil, err
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("miniotest: find a free port: %v", err)
+		return "", fmt.Errorf("find a free port: %w", err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
+	return ln.Addr().String(), nil
 }
 
 // start launches the server process and waits until it answers.
@@ -236,7 +275,8 @@ func probe(client *http.Client, url string) error {
 }
 
 // Stop stops the server gracefully (SIGTERM, then SIGKILL after 10 s). It is
-// idempotent and registered as a test cleanup by Start.
+// idempotent and registered as a test cleanup by Start; servers started
+// with StartServer are stopped by their caller.
 func (s *Server) Stop() { s.kill(syscall.SIGTERM) }
 
 // Kill kills the server abruptly (SIGKILL), keeping its data for Restart.
@@ -284,18 +324,40 @@ func (s *Server) Output() string {
 // URL returns the server's base URL, "http://127.0.0.1:port".
 func (s *Server) URL() string { return "http://" + s.Endpoint }
 
-// Client returns a minio-go client with the root credentials.
-func (s *Server) Client(t testing.TB) *minio.Client {
-	t.Helper()
+// NewClient returns a minio-go client with the root credentials.
+func (s *Server) NewClient() (*minio.Client, error) {
 	c, err := minio.New(s.Endpoint, &minio.Options{
 		Creds:      credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
 		Region:     "us-east-1",
 		MaxRetries: 3,
 	})
 	if err != nil {
-		t.Fatalf("miniotest: client: %v", err)
+		return nil, fmt.Errorf("miniotest: client: %w", err)
+	}
+	return c, nil
+}
+
+// Client returns a minio-go client with the root credentials, failing the
+// test if it cannot be made.
+func (s *Server) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := s.NewClient()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return c
+}
+
+// MakeBucket creates the bucket name.
+func (s *Server) MakeBucket(ctx context.Context, name string) error {
+	c, err := s.NewClient()
+	if err != nil {
+		return err
+	}
+	if err := c.MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
+		return fmt.Errorf("miniotest: create bucket %q: %w\nserver output:\n%s", name, err, tail(s.Output(), 4000))
+	}
+	return nil
 }
 
 // Bucket creates the bucket name and returns it.
@@ -303,10 +365,20 @@ func (s *Server) Bucket(t testing.TB, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
-		t.Fatalf("miniotest: create bucket %q: %v\nserver output:\n%s", name, err, tail(s.Output(), 4000))
+	if err := s.MakeBucket(ctx, name); err != nil {
+		t.Fatal(err)
 	}
 	return name
+}
+
+// Pid returns the server's process id, or 0 when it is not running.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
 }
 
 var bucketUnsafe = regexp.MustCompile(`[^a-z0-9-]+`)

@@ -114,3 +114,32 @@ func TestCacheDir(t *testing.T) {
 		t.Fatalf("CacheDir = %q", dir)
 	}
 }
+
+// TestStartServer: the non-test start, as the benchmarks use it.
+func TestStartServer(t *testing.T) {
+	Binary(t) // skips with STRATA_SKIP_MINIO=1; builds once otherwise
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	srv, err := StartServer(ctx, t.TempDir(), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if srv.Pid() <= 0 {
+		t.Fatalf("Pid = %d", srv.Pid())
+	}
+	if err := srv.MakeBucket(ctx, "startserver"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := srv.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.BucketExists(ctx, "startserver"); err != nil || !ok {
+		t.Fatalf("BucketExists = %v, %v", ok, err)
+	}
+	srv.Stop()
+	if srv.Pid() != 0 {
+		t.Fatalf("Pid after Stop = %d", srv.Pid())
+	}
+}
