@@ -295,12 +295,21 @@ func TestReceiveLongPoll(t *testing.T) {
 	if _, err := cs.Assignment(ctx); err != nil {
 		t.Fatal(err)
 	}
+	p, err := NewProducer(WithClient(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
 	go func() {
 		time.Sleep(200 * time.Millisecond) // the Receive below is waiting by then, most likely
-		sendN(t, c, "lp", "late", 1)
+		_, err := p.Send(context.Background(), Message{Topic: "lp", Body: []byte("late0")})
+		sent <- err
 	}()
 	start := time.Now()
 	msgs, err := cs.Receive(ctx, 10)
+	if serr := <-sent; serr != nil {
+		t.Fatalf("send: %v", serr)
+	}
 	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != "late0" {
 		t.Fatalf("long-polling Receive: %v, %v", msgs, err)
 	}
