@@ -80,34 +80,44 @@ func (b *Broker) readerLoop() {
 	}
 }
 
-// refreshManifest reloads the manifest, at most once per 200 ms however
-// many callers ask (a pull for an offset the reader does not know yet
-// asks); callers that find a reload running wait for it. It reports
-// whether a reload succeeded during the call.
+// refreshManifest reloads the manifest so that it is at least as new as
+// the call, and reports whether that reload succeeded. Concurrent callers
+// share a reload that started after they arrived, and reloads start at
+// most every 200 ms (a caller waits for its turn), however many pulls ask
+// (a pull for an offset the reader does not know yet asks).
 func (b *Broker) refreshManifest(ctx context.Context) bool {
+	arrived := time.Now()
 	r := &b.refresh
 	r.mu.Lock()
-	if time.Since(r.last) < 200*time.Millisecond {
-		ok := r.ok
-		r.mu.Unlock()
-		return ok
-	}
 	defer r.mu.Unlock()
+	if r.started.After(arrived) {
+		return r.ok // a reload that began after this call covers it
+	}
+	if wait := time.Until(r.started.Add(200 * time.Millisecond)); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	r.started = time.Now()
 	err := b.tier.Reload(ctx)
-	r.last, r.ok = time.Now(), err == nil
+	r.ok = err == nil
 	if err != nil {
 		b.log.Warn("reload the cold tier manifest", "err", err)
 	}
 	return r.ok
 }
 
-// manifestRefresh rate-limits a reader's manifest reloads.
+// manifestRefresh paces a reader's manifest reloads.
 type manifestRefresh struct {
-	mu   sync.Mutex
-	last time.Time
-	ok   bool
+	mu      sync.Mutex
+	started time.Time // of the last reload
+	ok      bool
 }
 
 // syncReaderTopics creates, read-only, the topics the manifest knows with
