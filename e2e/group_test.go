@@ -7,7 +7,6 @@ package e2e
 // redelivery of a failed message through the group's retry topic.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -790,7 +789,7 @@ func (c *collector) addClient(name string, msgs []client.MessageExt) {
 // groupLogger returns a debug logger for a Strata client that keeps its
 // output in memory and prints the end of it if the test fails.
 func groupLogger(t testing.TB) *slog.Logger {
-	l := &lockedLog{}
+	l := &lockedBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")
@@ -801,24 +800,6 @@ func groupLogger(t testing.TB) *slog.Logger {
 		}
 	})
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// lockedLog is an in-memory log safe for concurrent writers.
-type lockedLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@ package e2e
 // AWS_LAMBDA_RUNTIME_API pointing at it, against a real strata process.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -312,7 +311,7 @@ type lambdaProc struct {
 	started time.Time
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // set before exited is closed
-	out     *syncBuffer
+	out     *lockedBuffer
 }
 
 // startLambda execs the bootstrap with the environment Lambda gives a
@@ -342,7 +341,7 @@ func startLambda(t *testing.T, bin, runtimeAPI, namesrv, topic string) *lambdaPr
 		"STRATA_NAMESRV=" + namesrv,
 		"STRATA_TOPIC=" + topic,
 	}
-	p := &lambdaProc{cmd: cmd, exited: make(chan struct{}), out: &syncBuffer{}}
+	p := &lambdaProc{cmd: cmd, exited: make(chan struct{}), out: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	// The child must not outlive the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -413,24 +412,6 @@ func (p *lambdaProc) state() string {
 }
 
 func (p *lambdaProc) output() string { return p.out.String() }
-
-// syncBuffer is a bytes.Buffer safe for the child's two output pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // ---------------------------------------------------------------------------
 // The Lambda Runtime API (2018-06-01), and the Extensions API (2020-01-01)

@@ -554,19 +554,7 @@ func readerStartNode(t *testing.T, name, namesrv, broker, httpAddr string, env [
 		},
 		args: args,
 	}
-	t.Cleanup(func() {
-		if n.running() {
-			if code, err := n.stop(15 * time.Second); err != nil || code != 0 {
-				t.Errorf("%s: graceful stop at the end of the test: exit code %d, err %v", n.name, code, err)
-			}
-		}
-		if bad := n.logProblems(); len(bad) > 0 {
-			t.Errorf("%s: its log reports problems:\n%s", n.name, strings.Join(bad, "\n"))
-		}
-		if t.Failed() || os.Getenv("STRATA_E2E_VERBOSE") != "" {
-			t.Logf("%s: log tail:\n%s", n.name, n.logTail(60))
-		}
-	})
+	n.stopAtEnd(t, 60)
 	if err := n.start(); err != nil {
 		t.Fatalf("%s: %v\nlog:\n%s", n.name, err, n.logTail(60))
 	}
@@ -976,7 +964,7 @@ type readerStrataConsumer struct {
 	cs     *client.Consumer
 	cancel context.CancelFunc
 	done   chan struct{}
-	logBuf *readerLockedBuf
+	logBuf *lockedBuffer
 	once   sync.Once
 	errs   atomic.Int64
 }
@@ -985,7 +973,7 @@ type readerStrataConsumer struct {
 // from the first offset, recording into l; it is stopped when the test ends.
 func readerStartStrataConsumer(t testing.TB, namesrv, topic, group string, l *readerLog) *readerStrataConsumer {
 	t.Helper()
-	buf := &readerLockedBuf{}
+	buf := &lockedBuffer{}
 	cs, err := client.NewConsumer(client.NameServers(namesrv), client.ConsumerGroup(group),
 		client.Subscribe(topic, "*"), client.StartFrom(client.FromFirstOffset), client.PullBatchSize(256),
 		client.LongPoll(time.Second), client.RequestTimeout(5*time.Second),
@@ -1045,24 +1033,6 @@ func (c *readerStrataConsumer) stop(t testing.TB) {
 // reader could not be reached.
 func (c *readerStrataConsumer) fallbacks() int {
 	return strings.Count(c.logBuf.String(), "tier reader unreachable")
-}
-
-// readerLockedBuf is a bytes.Buffer safe for concurrent use.
-type readerLockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *readerLockedBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *readerLockedBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // readerClientReads reads, with a fresh Strata consumer's Pull, each

@@ -146,6 +146,16 @@ func startStrataEnv(t testing.TB, env []string, extra ...string) *strata {
 		t.Fatal(err)
 	}
 	s.env = env
+	s.stopAtEnd(t, 80)
+	if err := s.start(); err != nil {
+		t.Fatalf("%s: %v\nlog:\n%s", s.name, err, s.logTail(80))
+	}
+	return s
+}
+
+// stopAtEnd stops s gracefully when t ends, fails t if its log reports
+// problems, and shows the last tail lines of the log when t failed.
+func (s *strata) stopAtEnd(t testing.TB, tail int) {
 	t.Cleanup(func() {
 		if s.running() {
 			if code, err := s.stop(15 * time.Second); err != nil || code != 0 {
@@ -156,13 +166,9 @@ func startStrataEnv(t testing.TB, env []string, extra ...string) *strata {
 			t.Errorf("%s: its log reports problems:\n%s", s.name, strings.Join(bad, "\n"))
 		}
 		if t.Failed() || os.Getenv("STRATA_E2E_VERBOSE") != "" {
-			t.Logf("%s: log tail:\n%s", s.name, s.logTail(80))
+			t.Logf("%s: log tail:\n%s", s.name, s.logTail(tail))
 		}
 	})
-	if err := s.start(); err != nil {
-		t.Fatalf("%s: %v\nlog:\n%s", s.name, err, s.logTail(80))
-	}
-	return s
 }
 
 // start runs the process and waits until it is ready: /healthz answers and
@@ -884,4 +890,23 @@ func textMessages(topic, prefix string, n int) ([]*primitive.Message, []string) 
 		bodies = append(bodies, b)
 	}
 	return msgs, bodies
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers (a child's two
+// output pipes, a client's logger) and readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
