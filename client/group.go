@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,23 +101,13 @@ func (cs *Consumer) consumerData() consumerDataJSON {
 		f := cs.filter(t)
 		sd := subscriptionJSON{Topic: t, SubString: f.expr, TagsSet: []string{}, CodeSet: []string{},
 			SubVersion: cs.subVersion, ExpressionType: "TAG"}
-		for _, tag := range slices.Sorted(mapKeys(f.tags)) {
+		for _, tag := range slices.Sorted(maps.Keys(f.tags)) {
 			sd.TagsSet = append(sd.TagsSet, tag)
 			sd.CodeSet = append(sd.CodeSet, strconv.FormatInt(remoting.TagHash([]byte(tag)), 10))
 		}
 		cd.SubscriptionDataSet = append(cd.SubscriptionDataSet, sd)
 	}
 	return cd
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Heartbeat body (PROTOCOL.md §6).
@@ -194,13 +185,7 @@ func (c *Client) leave(ctx context.Context, cs *Consumer, addrs []string) {
 func (c *Client) heartbeat(ctx context.Context, addrs []string) error {
 	hb := heartbeatJSON{ClientID: c.ClientID(), ProducerDataSet: []struct{}{}, ConsumerDataSet: []consumerDataJSON{}}
 	c.mu.Lock()
-	for _, g := range slices.Sorted(func(yield func(string) bool) {
-		for g := range c.members {
-			if !yield(g) {
-				return
-			}
-		}
-	}) {
+	for _, g := range slices.Sorted(maps.Keys(c.members)) {
 		hb.ConsumerDataSet = append(hb.ConsumerDataSet, c.members[g].consumerData())
 	}
 	c.mu.Unlock()
@@ -312,13 +297,7 @@ func (cs *Consumer) brokerAddrs(ctx context.Context, topics []string) ([]string,
 		}
 		return nil, firstErr
 	}
-	return slices.Sorted(func(yield func(string) bool) {
-		for a := range seen {
-			if !yield(a) {
-				return
-			}
-		}
-	}), nil
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // maintain keeps cs in its group: it heartbeats when one is due and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -94,13 +95,7 @@ func (cs *Consumer) keepAssigned(ctx context.Context) error {
 			delete(g.queues, mq)
 		}
 	}
-	g.order = slices.SortedFunc(func(yield func(MessageQueue) bool) {
-		for mq := range g.queues {
-			if !yield(mq) {
-				return
-			}
-		}
-	}, compareQueues)
+	g.order = slices.SortedFunc(maps.Keys(g.queues), compareQueues)
 	g.rr = 0
 	return nil
 }
