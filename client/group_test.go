@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-mq/strata/internal/testlog"
 )
 
 func TestAllocateAveragely(t *testing.T) {
@@ -379,7 +381,8 @@ func TestRunRedelivers(t *testing.T) {
 	s := startStandalone(t, standaloneOpts{})
 	c := s.client(t)
 	groupTopic(t, c, "redo", 1)
-	cs := member(t, s, "g", Subscribe("redo", "*"), StartFrom(FromFirstOffset))
+	cs := mustConsumer(t, s.client(t, Logger(testlog.OnFailure(t))), "g", Subscribe("redo", "*"), StartFrom(FromFirstOffset))
+	t.Cleanup(func() { _ = cs.Close(context.Background()) })
 
 	type delivery struct {
 		topic    string

@@ -25,6 +25,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/testlog"
 	"github.com/strata-mq/strata/remoting"
 )
 
@@ -789,7 +790,7 @@ func (c *collector) addClient(name string, msgs []client.MessageExt) {
 // groupLogger returns a debug logger for a Strata client that keeps its
 // output in memory and prints the end of it if the test fails.
 func groupLogger(t testing.TB) *slog.Logger {
-	l := &lockedBuffer{}
+	l := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			lines := strings.Split(strings.TrimRight(l.String(), "\n"), "\n")

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/testlog"
 )
 
 // lambdaResult is examples/lambda's Result, as the function returns it.
@@ -311,7 +312,7 @@ type lambdaProc struct {
 	started time.Time
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // set before exited is closed
-	out     *lockedBuffer
+	out     *testlog.Buffer
 }
 
 // startLambda execs the bootstrap with the environment Lambda gives a
@@ -341,7 +342,7 @@ func startLambda(t *testing.T, bin, runtimeAPI, namesrv, topic string) *lambdaPr
 		"STRATA_NAMESRV=" + namesrv,
 		"STRATA_TOPIC=" + topic,
 	}
-	p := &lambdaProc{cmd: cmd, exited: make(chan struct{}), out: &lockedBuffer{}}
+	p := &lambdaProc{cmd: cmd, exited: make(chan struct{}), out: &testlog.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	// The child must not outlive the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/strata-mq/strata/client"
 	"github.com/strata-mq/strata/internal/miniotest"
+	"github.com/strata-mq/strata/internal/testlog"
 	"github.com/strata-mq/strata/remoting"
 )
 
@@ -964,7 +965,7 @@ type readerStrataConsumer struct {
 	cs     *client.Consumer
 	cancel context.CancelFunc
 	done   chan struct{}
-	logBuf *lockedBuffer
+	logBuf *testlog.Buffer
 	once   sync.Once
 	errs   atomic.Int64
 }
@@ -973,7 +974,7 @@ type readerStrataConsumer struct {
 // from the first offset, recording into l; it is stopped when the test ends.
 func readerStartStrataConsumer(t testing.TB, namesrv, topic, group string, l *readerLog) *readerStrataConsumer {
 	t.Helper()
-	buf := &lockedBuffer{}
+	buf := &testlog.Buffer{}
 	cs, err := client.NewConsumer(client.NameServers(namesrv), client.ConsumerGroup(group),
 		client.Subscribe(topic, "*"), client.StartFrom(client.FromFirstOffset), client.PullBatchSize(256),
 		client.LongPoll(time.Second), client.RequestTimeout(5*time.Second),

@@ -891,22 +891,3 @@ func textMessages(topic, prefix string, n int) ([]*primitive.Message, []string) 
 	}
 	return msgs, bodies
 }
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers (a child's two
-// output pipes, a client's logger) and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

@@ -16,10 +16,10 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/strata-mq/strata/internal/testlog"
 	"github.com/strata-mq/strata/remoting"
 )
 
@@ -668,31 +668,13 @@ func TestBitFlipFirstSegmentRefusesToDropLaterSegments(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer safe for the store's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var recoveredLine = regexp.MustCompile(`msg=recovered .*\bscanned_bytes=(\d+) checkpoint=(\w+)`)
 
 // openLogged opens the store with a logger capturing its output and
 // returns the scanned_bytes and checkpoint values of its "recovered" line.
 func openLogged(t testing.TB, cfg Config) (*Store, int64, bool) {
 	t.Helper()
-	var buf lockedBuffer
+	var buf testlog.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	s := openTest(t, cfg)
 	m := recoveredLine.FindStringSubmatch(buf.String())

@@ -8,31 +8,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/strata-mq/strata/client"
+	"github.com/strata-mq/strata/internal/testlog"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the concurrent writes of a
-// server's logs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -51,13 +32,13 @@ func startStandalone(t *testing.T) string {
 	t.Helper()
 	nsAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	// The data directory is made first so that its removal, a cleanup,
 	// runs after the standalone's stop, registered later.
 	args := []string{"standalone", "--data-dir", t.TempDir(), "--listen", freeAddr(t),
 		"--namesrv-listen", nsAddr, "--http-listen", freeAddr(t), "--segment-size", "8MiB", "--log-level", "warn"}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, strings.NewReader(""), &lockedBuffer{}, logs) }()
+	go func() { done <- run(ctx, args, strings.NewReader(""), &testlog.Buffer{}, logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
