@@ -245,11 +245,14 @@ func (s *Store) syncLoop() {
 // complete makes a durable commit's records readable and releases its
 // waiters.
 func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
+	// The log end moves first: a record that a pull can find through its
+	// queue must already be readable by log offset (a consumer's send-back
+	// reads it that way at once).
+	s.flushed.Store(c.end)
 	for _, r := range c.ranges {
 		s.dispatchBuf(r.b, r.n)
 	}
 	s.dispatched.Store(c.end)
-	s.flushed.Store(c.end)
 	s.notifyTouched()
 	s.stats.commits.Add(1)
 	// A segment sealed by this commit is marked sealed (and OnSeal told)
