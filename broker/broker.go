@@ -428,14 +428,32 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 			fmt.Sprintf("request code %d (%s) is not supported", req.Code, remoting.RequestCodeName(req.Code))))
 		return
 	}
-	go func() {
+	serve := func() {
 		defer b.inflight.Done()
 		start := time.Now()
 		if resp := h(c, req); resp != nil {
 			c.Reply(resp)
 			b.metrics.observe(req.Code, start)
 		}
-	}()
+	}
+	if b.servedInOrder(req.Code) {
+		serve()
+		return
+	}
+	go serve()
+}
+
+// servedInOrder tells the requests served on the connection's own
+// goroutine, in the order they arrived, rather than each on a goroutine of
+// its own. An offset commit is one: clients send them one-way
+// (rocketmq-client-go persists its offsets that way on shutdown, then
+// unregisters), so served concurrently a commit could land after the
+// client's next request, after a later commit of the same queue (moving
+// the offset back), or after the client was already gone and its
+// successor had read the old offset. A leader's commit is a map update; a
+// reader forwards it to the leader, which may block, so a reader does not.
+func (b *Broker) servedInOrder(code int16) bool {
+	return code == remoting.ReqUpdateConsumerOffset && !b.reader()
 }
 
 type handlerFunc func(c *remoting.Conn, req *remoting.Command) *remoting.Command

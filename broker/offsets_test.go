@@ -1,13 +1,18 @@
 package broker
 
 import (
+	"context"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/strata-mq/strata/remoting"
 )
 
 func openOffsets(t *testing.T, dir string) *OffsetManager {
@@ -238,5 +243,30 @@ func BenchmarkOffsetCommit(b *testing.B) {
 	for b.Loop() {
 		off++
 		m.Commit("group", "topic", int32(off&7), off)
+	}
+}
+
+// TestOneWayCommitsApplyInOrder: offset commits sent one-way on one
+// connection (how rocketmq-client-go persists offsets) take effect in the
+// order sent, and before the connection's next request is served.
+func TestOneWayCommitsApplyInOrder(t *testing.T) {
+	b := newTestBroker(t)
+	defer b.Shutdown(context.Background())
+	c := pipeTo(t, b, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000})
+	ctx := context.Background()
+	const n = 300
+	for round := range 5 {
+		for i := 1; i <= n; i++ {
+			req := remoting.NewRequest(remoting.ReqUpdateConsumerOffset, map[string]string{
+				"consumerGroup": "g", "topic": "T", "queueId": "0", "commitOffset": strconv.Itoa(round*n + i)}, nil)
+			if err := c.InvokeOneway(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp := invoke(t, c, remoting.NewRequest(remoting.ReqQueryConsumerOffset, map[string]string{
+			"consumerGroup": "g", "topic": "T", "queueId": "0"}, nil))
+		if got, want := resp.Ext("offset"), strconv.Itoa((round+1)*n); resp.Code != remoting.RespSuccess || got != want {
+			t.Fatalf("round %d: query after the commits: %d %q offset %s, want %s", round, resp.Code, resp.Remark, got, want)
+		}
 	}
 }
