@@ -43,6 +43,8 @@ func newMetrics(b *Broker, reg prometheus.Registerer) *metrics {
 			st(func() float64 { return float64(b.store.Stats().Commits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_write_seconds_total", Help: "Time spent writing commit-log segments."},
 			st(func() float64 { return b.store.Stats().WriteTime.Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_prewritten_bytes_total", Help: "Zeros written ahead of the commit-log end, so that group commits overwrite written blocks."},
+			st(func() float64 { return float64(b.store.Stats().Prewritten) })),
 	)
 	return m
 }

@@ -79,6 +79,11 @@ type Config struct {
 	// WriteBuffers is how many write buffers exist; appends wait when all
 	// are full (back-pressure). Default 3, minimum 2.
 	WriteBuffers int
+	// PrewriteAhead is how far ahead of the log end the active segment is
+	// kept written with zeros, so that group commits overwrite written
+	// blocks instead of converting preallocated ones (see prewriter).
+	// Default 32 MiB; negative disables it. Only with direct I/O.
+	PrewriteAhead int64
 	// DisableDirectIO forces buffered I/O + fdatasync even where O_DIRECT
 	// works (it is used automatically where the filesystem refuses it).
 	DisableDirectIO bool
@@ -179,6 +184,12 @@ func (c *Config) setDefaults() error {
 	}
 	if int64(c.MaxMessageSize)+recordOverhead+markerSize > c.SegmentSize {
 		return fmt.Errorf("store: a %d-byte message does not fit in a %d-byte segment", c.MaxMessageSize, c.SegmentSize)
+	}
+	if c.PrewriteAhead == 0 {
+		c.PrewriteAhead = 32 << 20
+	}
+	if c.PrewriteAhead > 0 {
+		c.PrewriteAhead = alignUp64(c.PrewriteAhead, maxAlign)
 	}
 	if c.QueueFileEntries == 0 {
 		c.QueueFileEntries = 300_000

@@ -149,6 +149,13 @@ func (s *Store) writeBuf(c *commit, b *wbuf, n int, live bool) error {
 		iov = append(iov, s.scratch)
 	}
 	s.iov = iov[:0]
+	if s.pw != nil {
+		n := 0
+		for _, v := range iov {
+			n += len(v)
+		}
+		s.pw.claim(seg, b.start+int64(from+n))
+	}
 	if err := pwritev(seg.w, iov, b.start+int64(from)); err != nil {
 		return fmt.Errorf("write segment %s: %w", seg.path, err)
 	}
@@ -274,6 +281,9 @@ func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
 // segment unused), and tells OnSeal. used is the file position after the
 // marker.
 func (s *Store) afterSeal(seg *segment, used int64) {
+	if s.pw != nil {
+		s.pw.retire(seg)
+	}
 	if rest := seg.size - alignUp64(used, maxAlign); rest >= 1<<20 && seg.w != nil {
 		if err := punchHole(seg.w, seg.size-rest, rest); err != nil {
 			s.log.Warn("cannot release the unused end of a sealed segment", "path", seg.path, "err", err)

@@ -19,7 +19,7 @@ func TestGotRecordIsReadableByOffset(t *testing.T) {
 			cfg.Flush = flush
 			s := openTest(t, cfg)
 			defer s.Close()
-			const n = 2000
+			const n = 500
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				for i := range n {

@@ -59,6 +59,9 @@ type Stats struct {
 	// WriteTime and SyncTime are the total time spent in segment writes and
 	// fdatasync calls.
 	WriteTime, SyncTime time.Duration
+	// Prewritten is the bytes of zeros written ahead of the log end (see
+	// Config.PrewriteAhead).
+	Prewritten int64
 }
 
 // Store is the hot tier: a commit log of preallocated segments shared by
@@ -70,7 +73,8 @@ type Store struct {
 	logDir string
 	cqDir  string
 	align  int
-	direct bool // segments use O_DIRECT (set at Open)
+	direct bool       // segments use O_DIRECT (set at Open)
+	pw     *prewriter // nil without direct I/O or when disabled
 
 	// Write state, guarded by mu.
 	mu      sync.Mutex
@@ -201,6 +205,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.log.Info("store open", "dir", cfg.Dir, "io", mode, "align", s.align, "flush", cfg.Flush.String(),
 		"log_start", s.minLog.Load(), "log_end", s.flushed.Load())
+	if s.active.direct && cfg.PrewriteAhead > 0 {
+		chunk := min(2<<20, max(maxAlign, alignUp64(cfg.SegmentSize/16, maxAlign)), cfg.PrewriteAhead)
+		s.pw = newPrewriter(s.log, cfg.PrewriteAhead, chunk, chunk)
+	}
 	s.commits = make(chan *commit)
 	s.wg.Add(3)
 	go s.writeLoop()
@@ -222,6 +230,9 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.quit)
 	s.wg.Wait()
+	if s.pw != nil {
+		s.pw.stop()
+	}
 	var err error
 	if s.werr == nil {
 		err = s.checkpointAt(time.Now(), true)
@@ -271,7 +282,7 @@ func (s *Store) SetStoreHost(ap netip.AddrPort) {
 
 // Stats returns the write-path counters.
 func (s *Store) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Messages:  s.stats.messages.Load(),
 		Bytes:     s.stats.bytes.Load(),
 		Writes:    s.stats.writes.Load(),
@@ -282,6 +293,10 @@ func (s *Store) Stats() Stats {
 		WriteTime: time.Duration(s.stats.writeNanos.Load()),
 		SyncTime:  time.Duration(s.stats.syncNanos.Load()),
 	}
+	if s.pw != nil {
+		st.Prewritten = s.pw.bytes.Load()
+	}
+	return st
 }
 
 func (s *Store) validate(m *remoting.MessageExt) error {
