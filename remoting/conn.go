@@ -342,6 +342,12 @@ func (c *Conn) Reply(resp *Command) error {
 		return nil // the writer sends it; a failure closes the connection
 	}
 	c.rwriting = true
+	c.rmu.Unlock()
+	// Replies come in bursts (a group commit releases every send it
+	// carried at once): let the other runnable handlers queue theirs
+	// first, so that one write carries them all.
+	runtime.Gosched()
+	c.rmu.Lock()
 	for {
 		bufs := c.rqueue
 		c.rqueue = nil
