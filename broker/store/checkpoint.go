@@ -87,7 +87,8 @@ func (s *Store) checkpointAt(now time.Time, force bool) error {
 	defer s.ckptMu.Unlock()
 	// Under FlushAsync records are dispatched before they are synced; the
 	// checkpoint must never claim more of the log than is durable.
-	d := min(s.dispatched.Load(), s.synced.Load())
+	// Keys are indexed behind dispatch, by indexLoop.
+	d := min(s.dispatched.Load(), s.synced.Load(), s.indexed.Load())
 	s.mu.Lock()
 	lastTs := s.lastTs
 	s.mu.Unlock()

@@ -183,6 +183,7 @@ func (s *Store) fsync(seg *segment) error {
 // fdatasyncs written segments every FlushInterval.
 func (s *Store) syncLoop() {
 	defer s.wg.Done()
+	defer close(s.idxCh)
 	var tick <-chan time.Time
 	if s.cfg.Flush == FlushAsync {
 		t := time.NewTicker(s.cfg.FlushInterval)
@@ -260,6 +261,7 @@ func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
 		s.dispatchBuf(r.b, r.n)
 	}
 	s.dispatched.Store(c.end)
+	s.publishKeys(c.end)
 	s.notifyTouched()
 	s.stats.commits.Add(1)
 	// A segment sealed by this commit is marked sealed (and OnSeal told)

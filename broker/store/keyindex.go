@@ -279,7 +279,11 @@ func (x *keyIndex) add(topic string, key []byte, logOffset, storeTs int64) error
 	if logOffset < 0 {
 		return fmt.Errorf("key index: negative log offset %d", logOffset)
 	}
-	h := keyIndexHash(topic, key)
+	return x.addHash(keyIndexHash(topic, key), logOffset, storeTs)
+}
+
+// addHash is add of a key whose keyIndexHash is h.
+func (x *keyIndex) addHash(h uint32, logOffset, storeTs int64) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {

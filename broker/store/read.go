@@ -324,6 +324,8 @@ func (s *Store) OffsetForTime(topic string, queueID int32, ts int64) (int64, err
 // QueryByKey returns up to max records of topic whose KEYS contain key or
 // whose UNIQ_KEY is key, stored within [begin, end] (ms), newest first.
 func (s *Store) QueryByKey(topic, key string, max int, begin, end int64) ([][]byte, error) {
+	// Every message acknowledged before the query is found by it.
+	s.waitIndexed(s.flushed.Load())
 	offs := s.idx.lookup(topic, key, max*2+8, begin, end)
 	var out [][]byte
 	seen := make(map[int64]bool, len(offs))

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
+	"math"
 	"sync"
 	"testing"
 
@@ -44,5 +46,23 @@ func TestGotRecordIsReadableByOffset(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeyQueryAfterAppend: keys are indexed off the commit path, yet a
+// query by key finds every message acknowledged before it.
+func TestKeyQueryAfterAppend(t *testing.T) {
+	s := openTest(t, testConfig(t.TempDir()))
+	defer s.Close()
+	for i := range 300 {
+		m := testMsg("kq", 0, i, 64)
+		if err := s.Append(context.Background(), []remoting.MessageExt{m}); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("U%08d", i)
+		recs, err := s.QueryByKey("kq", key, 1, 0, math.MaxInt64)
+		if err != nil || len(recs) != 1 {
+			t.Fatalf("message %d: query by its unique key right after the append: %d records, %v", i, len(recs), err)
+		}
 	}
 }

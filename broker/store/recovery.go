@@ -71,6 +71,7 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	s.flushed.Store(end)
 	s.dispatched.Store(end)
+	s.indexed.Store(end)
 	s.synced.Store(end)
 	s.ckptDone = -1
 	if err := s.checkpointAt(time.Now(), true); err != nil {

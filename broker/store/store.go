@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -109,7 +110,18 @@ type Store struct {
 	scratch []byte       // writeLoop-owned
 	iov     [][]byte     // writeLoop-owned
 	touched []*queue     // syncLoop-owned
-	// Key-index failures pause indexing briefly (syncLoop-owned).
+	// keys gathers the key-index entries of the records being dispatched
+	// (syncLoop-owned); complete hands them to indexLoop through idxCh,
+	// off the commit path: an index put writes a random page of a mapped
+	// file and may fault.
+	keys  []keyEntry
+	idxCh chan keyBatch
+	// indexed is the log end whose keys are in the index.
+	indexed atomic.Int64
+	idxMu   sync.Mutex
+	idxCond sync.Cond // broadcast when indexed moves
+	// Key-index failures pause indexing briefly (owned by whoever indexes:
+	// recovery, then indexLoop).
 	idxPaused  bool
 	idxRetryAt time.Time
 
@@ -177,6 +189,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		quit:   make(chan struct{}),
 		ep:     newEpoch(),
 	}
+	s.idxCond.L = &s.idxMu
 	for _, d := range []string{s.logDir, s.cqDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("store: %w", err)
@@ -210,9 +223,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.pw = newPrewriter(s.log, cfg.PrewriteAhead, chunk, chunk)
 	}
 	s.commits = make(chan *commit)
-	s.wg.Add(3)
+	s.idxCh = make(chan keyBatch, 64)
+	s.wg.Add(4)
 	go s.writeLoop()
 	go s.syncLoop()
+	go s.indexLoop()
 	go s.housekeepLoop()
 	return s, nil
 }
@@ -647,26 +662,82 @@ func (s *Store) dispatchRecord(rec []byte, off int64) {
 		return
 	}
 	q.cq.append(Entry{LogOffset: off, Size: int32(len(rec)), TagHash: remoting.PropsTagHash(v.Properties)})
-	if s.idxPaused && time.Now().After(s.idxRetryAt) {
-		s.idxPaused = false
-	}
-	if !s.idxPaused {
-		remoting.ForEachKey(v.Properties, func(k []byte) {
-			if s.idxPaused {
-				return
-			}
-			if err := s.idx.add(t.name, k, off, v.StoreTimestamp); err != nil {
-				// Most likely a full disk: stop trying for a while rather
-				// than fail (and log) once per key.
-				s.idxPaused, s.idxRetryAt = true, time.Now().Add(time.Second)
-				s.log.Warn("key index add failed; keys of messages stored in the next second are not indexed", "offset", off, "err", err)
-			}
-		})
-	}
+	remoting.ForEachKey(v.Properties, func(k []byte) {
+		e := keyEntry{hash: keyIndexHash(t.name, k), off: off, ts: v.StoreTimestamp}
+		if s.idxCh == nil { // recovery: index at once
+			s.indexKeys([]keyEntry{e})
+			return
+		}
+		s.keys = append(s.keys, e)
+	})
 	if !q.mark {
 		q.mark = true
 		s.touched = append(s.touched, q)
 	}
+}
+
+// keyEntry is one key-index entry waiting for indexLoop.
+type keyEntry struct {
+	hash    uint32
+	off, ts int64
+}
+
+// keyBatch is a commit's key-index entries; end is the commit's log end.
+type keyBatch struct {
+	keys []keyEntry
+	end  int64
+}
+
+// publishKeys hands the keys gathered since the last call, up to log end,
+// to indexLoop (syncLoop-owned).
+func (s *Store) publishKeys(end int64) {
+	b := keyBatch{keys: s.keys, end: end}
+	s.keys = nil
+	s.idxCh <- b
+}
+
+// indexLoop adds the published keys to the key index, in log order.
+func (s *Store) indexLoop() {
+	defer s.wg.Done()
+	defer s.setIndexed(math.MaxInt64) // nobody waits for a closed store
+	for b := range s.idxCh {
+		s.indexKeys(b.keys)
+		s.setIndexed(b.end)
+	}
+}
+
+func (s *Store) setIndexed(end int64) {
+	s.idxMu.Lock()
+	s.indexed.Store(end)
+	s.idxMu.Unlock()
+	s.idxCond.Broadcast()
+}
+
+// indexKeys adds es to the key index.
+func (s *Store) indexKeys(es []keyEntry) {
+	if s.idxPaused && time.Now().After(s.idxRetryAt) {
+		s.idxPaused = false
+	}
+	for _, e := range es {
+		if s.idxPaused {
+			return
+		}
+		if err := s.idx.addHash(e.hash, e.off, e.ts); err != nil {
+			// Most likely a full disk: stop trying for a while rather
+			// than fail (and log) once per key.
+			s.idxPaused, s.idxRetryAt = true, time.Now().Add(time.Second)
+			s.log.Warn("key index add failed; keys of messages stored in the next second are not indexed", "offset", e.off, "err", err)
+		}
+	}
+}
+
+// waitIndexed waits until the keys of the log below end are in the index.
+func (s *Store) waitIndexed(end int64) {
+	s.idxMu.Lock()
+	for s.indexed.Load() < end {
+		s.idxCond.Wait()
+	}
+	s.idxMu.Unlock()
 }
 
 func (s *Store) notifyTouched() {
