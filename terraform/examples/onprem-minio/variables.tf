@@ -1,0 +1,176 @@
+variable "hosts" {
+  description = "The hosts you already have: each host's IPv4 address (the one clients and brokers reach it on; Strata advertises addresses, not names) => its role: \"namesrv\", \"broker\", \"reader\" or \"standalone\". Brokers are named broker-a, broker-b, … in lexical order of their addresses; readers get broker ids 1, 2, … in the same order."
+  type        = map(string)
+
+  validation {
+    condition     = length(var.hosts) > 0
+    error_message = "hosts must name at least one host."
+  }
+  validation {
+    condition     = alltrue([for ip in keys(var.hosts) : can(regex("^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$", ip))])
+    error_message = "Every key of hosts must be an IPv4 address such as \"10.0.0.11\" (brokers advertise it to clients)."
+  }
+  validation {
+    condition     = alltrue([for r in values(var.hosts) : contains(["namesrv", "broker", "reader", "standalone"], r)])
+    error_message = "Every role in hosts must be \"namesrv\", \"broker\", \"reader\" or \"standalone\"."
+  }
+  validation {
+    condition     = !contains(values(var.hosts), "standalone") || length(var.hosts) == 1
+    error_message = "A standalone node runs its own name server and broker: give it as the only host."
+  }
+  validation {
+    condition     = !(contains(values(var.hosts), "broker") || contains(values(var.hosts), "reader")) || contains(values(var.hosts), "namesrv")
+    error_message = "Brokers and readers need at least one host with role \"namesrv\"."
+  }
+}
+
+variable "minio_endpoint" {
+  description = "MinIO server as host:port, e.g. \"minio.internal:9000\"."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9.-]+:[0-9]{1,5}$", var.minio_endpoint))
+    error_message = "minio_endpoint must be host:port, e.g. \"minio.internal:9000\"."
+  }
+}
+
+variable "minio_bucket" {
+  description = "Bucket of the cold tier (create it first: `mc mb`)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.minio_bucket))
+    error_message = "minio_bucket must be a bucket name: 3-63 lower-case letters, digits, '.' and '-'."
+  }
+}
+
+variable "minio_prefix" {
+  description = "Key prefix of the cluster's objects in the bucket."
+  type        = string
+  default     = "strata"
+
+  validation {
+    condition     = var.minio_prefix == "" || can(regex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", var.minio_prefix))
+    error_message = "minio_prefix must be \"\" or slash-separated segments of letters, digits, '_', '.' and '-'."
+  }
+}
+
+variable "minio_secure" {
+  description = "Reach MinIO over HTTPS."
+  type        = bool
+  default     = true
+}
+
+variable "credentials_env_file" {
+  description = "On each broker and reader host, the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
+  type        = string
+  default     = "/etc/strata/credentials.env"
+}
+
+variable "cluster_name" {
+  description = "Cluster name the brokers register under."
+  type        = string
+  default     = "DefaultCluster"
+}
+
+variable "reader_broker_name" {
+  description = "Broker name whose history the readers serve; null: the first broker's (broker-a)."
+  type        = string
+  default     = null
+}
+
+variable "namesrv_port" {
+  description = "Name-server port on every name-server host."
+  type        = number
+  default     = 9876
+}
+
+variable "broker_port" {
+  description = "Client port of every broker and reader."
+  type        = number
+  default     = 10911
+}
+
+variable "http_port" {
+  description = "Port of /metrics, /healthz and the admin API."
+  type        = number
+  default     = 8080
+}
+
+variable "http_on_host_address" {
+  description = "Serve /metrics, /healthz and the admin API on the host's address (for a Prometheus elsewhere) instead of 127.0.0.1. Firewall the port to your monitoring hosts."
+  type        = bool
+  default     = false
+}
+
+variable "data_dir" {
+  description = "Data directory on broker and reader hosts."
+  type        = string
+  default     = "/var/lib/strata"
+}
+
+variable "data_device" {
+  description = "Block device to format (when blank) and mount at data_dir on broker and reader hosts; null if data_dir is already on the right disk."
+  type        = string
+  default     = null
+}
+
+variable "binary_path" {
+  description = "Where the strata binary is on every host."
+  type        = string
+  default     = "/usr/local/bin/strata"
+}
+
+variable "binary_url" {
+  description = "Optional http(s) URL each host downloads the binary from at boot (with binary_sha256); \"\" if you copy dist/strata-linux-<arch> to binary_path yourself."
+  type        = string
+  default     = ""
+}
+
+variable "binary_sha256" {
+  description = "SHA-256 of the binary at binary_url (dist/SHA256SUMS)."
+  type        = string
+  default     = ""
+}
+
+variable "config_dir" {
+  description = "Directory of the rendered environment files on every host."
+  type        = string
+  default     = "/etc/strata"
+}
+
+variable "auto_create_topics" {
+  description = "Create topics on their first send. On by default: until Strata has ACLs, topic administration (`strata admin topic create`) is accepted from a broker's loopback only, which a multi-host cluster's brokers never see."
+  type        = bool
+  default     = true
+}
+
+variable "segment_size" {
+  description = "Commit-log segment size of the brokers."
+  type        = string
+  default     = "1GiB"
+}
+
+variable "segment_max_age" {
+  description = "Seal and offload a segment after this long even if it is not full."
+  type        = string
+  default     = "10m"
+}
+
+variable "hot_retention" {
+  description = "How long offloaded segments also stay on the brokers' disks (\"80%\", \"10GiB\", \"24h\", \"0\")."
+  type        = string
+  default     = "80%"
+}
+
+variable "flush" {
+  description = "\"sync\" (acknowledge after fdatasync) or \"async\"."
+  type        = string
+  default     = "sync"
+}
+
+variable "cache_size" {
+  description = "Memory for decompressed cold blocks per broker and reader."
+  type        = string
+  default     = "512MiB"
+}

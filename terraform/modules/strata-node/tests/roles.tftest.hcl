@@ -1,0 +1,354 @@
+# Each role renders a complete, correct node: the right subcommand, exactly
+# the settings the role uses (STRATA_* lines, quoted for systemd), a
+# hardened unit and cloud-init that installs it all. Offline: `command =
+# plan` on a module without providers or resources.
+
+variables {
+  namesrv_addresses = ["10.0.1.10:9876", "10.0.2.10:9876"]
+}
+
+run "namesrv" {
+  command = plan
+
+  variables {
+    role = "namesrv"
+  }
+
+  assert {
+    condition     = output.subcommand == "namesrv" && output.command == ["/usr/local/bin/strata", "namesrv"]
+    error_message = "a name server runs `strata namesrv`"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nExecStart=/usr/local/bin/strata namesrv\n")
+    error_message = "the unit's ExecStart runs `strata namesrv`"
+  }
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_NAMESRV_LISTEN=\":9876\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a name server's environment holds its listen address, the loopback HTTP address and the log level, nothing else: ${output.environment_file}"
+  }
+  assert {
+    condition     = !strcontains(output.systemd_unit, "ReadWritePaths=") && !strcontains(output.systemd_unit, "RequiresMountsFor=")
+    error_message = "a name server keeps no data: nothing is writable"
+  }
+  assert {
+    condition     = !strcontains(output.prepare_script, "mkfs") && !strcontains(output.prepare_script, "chown")
+    error_message = "a name server has no data disk or directory to prepare"
+  }
+}
+
+run "broker" {
+  command = plan
+
+  variables {
+    role            = "broker"
+    broker_name     = "broker-b"
+    cluster_name    = "prod"
+    tier_url        = "s3://strata-cold/prod/broker-b?region=eu-west-1"
+    flush           = "async"
+    segment_size    = "256MiB"
+    segment_max_age = "5m"
+    hot_retention   = "24h"
+    cache_size      = "2GiB"
+    advertise       = "10.0.1.20:10911"
+    data_dir        = "/srv/strata"
+  }
+
+  assert {
+    condition     = output.subcommand == "broker"
+    error_message = "a leader runs `strata broker`"
+  }
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"leader\"",
+      "STRATA_CLUSTER=\"prod\"",
+      "STRATA_BROKER_NAME=\"broker-b\"",
+      "STRATA_BROKER_ID=\"0\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10911\"",
+      "STRATA_ADVERTISE=\"10.0.1.20:10911\"",
+      "STRATA_DATA_DIR=\"/srv/strata\"",
+      "STRATA_SEGMENT_SIZE=\"256MiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"5m\"",
+      "STRATA_FLUSH=\"async\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_TIER=\"s3://strata-cold/prod/broker-b?region=eu-west-1\"",
+      "STRATA_HOT_RETENTION=\"24h\"",
+      "STRATA_CACHE_SIZE=\"2GiB\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "the leader's environment file is not the expected one: ${output.environment_file}"
+  }
+  assert {
+    condition     = output.environment["STRATA_NAMESRV"] == "10.0.1.10:9876;10.0.2.10:9876" && output.environment["STRATA_ROLE"] == "leader"
+    error_message = "environment map: name servers joined with ';', role leader"
+  }
+  assert {
+    condition     = contains(output.flags, "--namesrv=10.0.1.10:9876;10.0.2.10:9876") && contains(output.flags, "--flush=async") && contains(output.flags, "--data-dir=/srv/strata")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+  assert {
+    condition     = endswith(output.environment_file, "\n") && startswith(output.environment_file, "# strata: Strata broker")
+    error_message = "the environment file starts with its comment header and ends with a newline"
+  }
+  # The unit: dedicated user, restarts, limits, sandbox with only the data
+  # directory writable, and ExecStart following the role.
+  assert {
+    condition = alltrue([for l in [
+      "ExecStart=/usr/local/bin/strata broker",
+      "User=strata",
+      "Group=strata",
+      "EnvironmentFile=/etc/strata/strata.env",
+      "Restart=on-failure",
+      "LimitNOFILE=1048576",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ReadWritePaths=/srv/strata",
+      "RequiresMountsFor=/srv/strata",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "CapabilityBoundingSet=",
+      "Requires=strata-prepare.service",
+      "WantedBy=multi-user.target",
+    ] : contains(split("\n", output.systemd_unit), l)])
+    error_message = "the unit lacks an expected line: ${output.systemd_unit}"
+  }
+  assert {
+    condition     = length(regexall("(?m)^EnvironmentFile=", output.systemd_unit)) == 1
+    error_message = "without credentials_env_file or host-derived settings the unit reads only the rendered environment file"
+  }
+  # cloud-init writes every file and enables the service.
+  assert {
+    condition     = startswith(output.cloud_init, "#cloud-config\n")
+    error_message = "cloud-init user data starts with #cloud-config"
+  }
+  assert {
+    condition = [for f in yamldecode(output.cloud_init).write_files : f.path] == [
+      "/etc/strata/strata.env",
+      "/etc/systemd/system/strata-prepare.service",
+      "/etc/systemd/system/strata.service",
+      "/usr/local/lib/strata/strata-prepare",
+    ]
+    error_message = "cloud-init writes the environment file, both units and the preparation script"
+  }
+  assert {
+    condition     = [for f in yamldecode(output.cloud_init).write_files : f.content if f.path == "/etc/strata/strata.env"][0] == output.environment_file
+    error_message = "cloud-init writes the environment file verbatim"
+  }
+  assert {
+    condition     = contains(yamldecode(output.cloud_init).runcmd, ["systemctl", "enable", "--now", "strata.service"])
+    error_message = "cloud-init enables and starts the service"
+  }
+  assert {
+    condition     = sort(keys(output.files)) == sort([for f in yamldecode(output.cloud_init).write_files : f.path])
+    error_message = "files and cloud-init carry the same files"
+  }
+  assert {
+    condition     = !strcontains(output.prepare_script, "curl") && !strcontains(output.prepare_script, "mkfs")
+    error_message = "without binary_url and data_device nothing is downloaded or formatted"
+  }
+}
+
+run "reader" {
+  command = plan
+
+  variables {
+    role                 = "reader"
+    broker_id            = 2
+    tier_url             = "minio://minio.internal:9000/strata/prod?secure=true"
+    listen               = ":10921"
+    http_listen          = "127.0.0.1:8081"
+    credentials_env_file = "/etc/strata/credentials.env"
+  }
+
+  assert {
+    condition     = output.subcommand == "broker" && strcontains(output.systemd_unit, "\nExecStart=/usr/local/bin/strata broker\n")
+    error_message = "a tier reader runs `strata broker`"
+  }
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"reader\"",
+      "STRATA_CLUSTER=\"DefaultCluster\"",
+      "STRATA_BROKER_NAME=\"broker-a\"",
+      "STRATA_BROKER_ID=\"2\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10921\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_TIER=\"minio://minio.internal:9000/strata/prod?secure=true\"",
+      "STRATA_CACHE_SIZE=\"512MiB\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8081\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "the reader's environment (no leader-only settings such as STRATA_FLUSH) is not the expected one: ${output.environment_file}"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nEnvironmentFile=/etc/strata/strata.env\nEnvironmentFile=-/etc/strata/credentials.env\n")
+    error_message = "the unit reads the operator's credentials file after the rendered one, if it exists"
+  }
+  assert {
+    condition     = length(regexall("(?i)(secret|password|MINIO_|AWS_ACCESS)", output.environment_file)) == 0 && length(regexall("(?i)(secret|password|MINIO_|AWS_ACCESS)", output.cloud_init)) == 0
+    error_message = "no credentials are rendered"
+  }
+  assert {
+    condition     = !contains(keys(output.files), "/etc/strata/credentials.env")
+    error_message = "the module never writes the credentials file"
+  }
+}
+
+run "reader_in_an_auto_scaling_group" {
+  command = plan
+
+  variables {
+    role                   = "reader"
+    broker_id_from_address = true
+    advertise              = "auto"
+    tier_url               = "s3://strata-cold/prod?region=eu-west-1"
+  }
+
+  assert {
+    condition     = jsonencode(output.host_derived) == jsonencode(["STRATA_ADVERTISE", "STRATA_BROKER_ID"])
+    error_message = "advertise address and broker id are derived at boot"
+  }
+  assert {
+    condition     = !strcontains(output.environment_file, "STRATA_BROKER_ID") && !strcontains(output.environment_file, "STRATA_ADVERTISE")
+    error_message = "derived settings are not in the rendered file"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nEnvironmentFile=/run/strata/strata.host.env\n")
+    error_message = "the unit reads the boot-time file (and fails without it)"
+  }
+  assert {
+    condition     = strcontains(output.prepare_script, "echo \"STRATA_ADVERTISE=\\\"$addr:10911\\\"\"") && strcontains(output.prepare_script, "STRATA_BROKER_ID=")
+    error_message = "the preparation script writes both derived settings"
+  }
+}
+
+run "standalone" {
+  command = plan
+
+  variables {
+    role              = "standalone"
+    namesrv_addresses = []
+  }
+
+  assert {
+    condition     = output.subcommand == "standalone" && strcontains(output.systemd_unit, "\nExecStart=/usr/local/bin/strata standalone\n")
+    error_message = "standalone runs `strata standalone`"
+  }
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_CLUSTER=\"DefaultCluster\"",
+      "STRATA_BROKER_NAME=\"broker-a\"",
+      "STRATA_BROKER_ID=\"0\"",
+      "STRATA_NAMESRV_LISTEN=\"127.0.0.1:9876\"",
+      "STRATA_LISTEN=\"127.0.0.1:10911\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_SEGMENT_SIZE=\"1GiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"10m\"",
+      "STRATA_FLUSH=\"sync\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_HOT_RETENTION=\"80%\"",
+      "STRATA_CACHE_SIZE=\"512MiB\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "standalone: loopback listeners, Strata's default file tier (no STRATA_TIER): ${output.environment_file}"
+  }
+}
+
+run "values_are_quoted_for_systemd" {
+  command = plan
+
+  variables {
+    role = "broker"
+    extra_env = {
+      AWS_REGION = "eu-west-1"
+      ODD        = "a \"b\" $HOME `c` \\d 'e' #f"
+    }
+  }
+
+  assert {
+    condition     = strcontains(output.environment_file, "\nODD=\"a \\\"b\\\" \\$HOME \\`c\\` \\\\d 'e' #f\"\n")
+    error_message = "inside double quotes \\ \" ` and $ are escaped, nothing else: ${output.environment_file}"
+  }
+  assert {
+    condition     = endswith(output.environment_file, "AWS_REGION=\"eu-west-1\"\nODD=\"a \\\"b\\\" \\$HOME \\`c\\` \\\\d 'e' #f\"\n")
+    error_message = "extra_env follows the module's settings, sorted by name"
+  }
+  assert {
+    condition     = output.environment["ODD"] == "a \"b\" $HOME `c` \\d 'e' #f"
+    error_message = "the environment map holds the raw value"
+  }
+  assert {
+    condition     = alltrue([for l in split("\n", output.environment_file) : l == "" || startswith(l, "#") || can(regex("^[A-Za-z_][A-Za-z0-9_]*=\"([^\"\\\\`$]|\\\\[\"\\\\`$])*\"$", l))])
+    error_message = "every line is a comment or KEY=\"escaped value\""
+  }
+}
+
+run "nvme_instance_store" {
+  command = plan
+
+  variables {
+    role                = "broker"
+    data_device         = "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*"
+    data_device_fs_type = "xfs"
+    binary_url          = "https://releases.example.com/strata/v1.0.0/strata-linux-amd64"
+    binary_sha256       = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+  }
+
+  assert {
+    condition     = strcontains(output.prepare_script, "pattern='/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*'") && strcontains(output.prepare_script, "mkfs.xfs -q -K -L strata-data \"$dev\"")
+    error_message = "the preparation script formats (xfs) and mounts the instance store"
+  }
+  assert {
+    condition     = strcontains(output.prepare_script, "mount -o noatime \"$dev\" \"$data_dir\"") && strcontains(output.prepare_script, "data_dir='/var/lib/strata'")
+    error_message = "the device is mounted at the data directory"
+  }
+  assert {
+    condition     = strcontains(output.prepare_script, "url='https://releases.example.com/strata/v1.0.0/strata-linux-amd64'") && strcontains(output.prepare_script, "sha='9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'")
+    error_message = "the binary is downloaded and checked against its hash"
+  }
+}
+
+run "privileged_port_gets_one_capability" {
+  command = plan
+
+  variables {
+    role   = "broker"
+    listen = ":443"
+  }
+
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n")
+    error_message = "a port below 1024 needs CAP_NET_BIND_SERVICE, and only that"
+  }
+}
+
+run "http_on_every_interface_when_allowed" {
+  command = plan
+
+  variables {
+    role                  = "namesrv"
+    http_listen           = ":8080"
+    allow_http_listen_any = true
+    service_name          = "strata-namesrv"
+    config_dir            = "/opt/strata/etc"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_HTTP_LISTEN"] == ":8080"
+    error_message = "an explicit opt-in allows a wildcard HTTP address"
+  }
+  assert {
+    condition     = output.environment_file_path == "/opt/strata/etc/strata-namesrv.env" && output.unit_name == "strata-namesrv.service"
+    error_message = "file and unit names follow service_name and config_dir"
+  }
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nEnvironmentFile=/opt/strata/etc/strata-namesrv.env\n") && strcontains(output.systemd_unit, "\nRequires=strata-namesrv-prepare.service\n")
+    error_message = "the unit refers to its own files"
+  }
+}

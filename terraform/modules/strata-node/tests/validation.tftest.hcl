@@ -1,0 +1,273 @@
+# Bad inputs fail at plan time with a clear message, before anything is
+# rendered. Each run changes one input of an otherwise valid broker.
+
+variables {
+  role              = "broker"
+  namesrv_addresses = ["10.0.1.10:9876"]
+}
+
+run "unknown_role" {
+  command = plan
+  variables {
+    role = "master"
+  }
+  expect_failures = [var.role]
+}
+
+run "broker_id_negative" {
+  command = plan
+  variables {
+    role      = "reader"
+    tier_url  = "s3://strata-cold/prod"
+    broker_id = -1
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "broker_id_too_large" {
+  command = plan
+  variables {
+    role      = "reader"
+    tier_url  = "s3://strata-cold/prod"
+    broker_id = 4294967296
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "broker_id_fractional" {
+  command = plan
+  variables {
+    role      = "reader"
+    tier_url  = "s3://strata-cold/prod"
+    broker_id = 1.5
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "leader_with_reader_id" {
+  command = plan
+  variables {
+    broker_id = 3
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "reader_with_leader_id" {
+  command = plan
+  variables {
+    role     = "reader"
+    tier_url = "s3://strata-cold/prod"
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "derived_id_for_a_leader" {
+  command = plan
+  variables {
+    broker_id_from_address = true
+  }
+  expect_failures = [var.broker_id_from_address]
+}
+
+run "s3_tier_without_bucket" {
+  command = plan
+  variables {
+    tier_url = "s3:///prefix"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "s3_tier_bad_bucket" {
+  command = plan
+  variables {
+    tier_url = "s3://Strata_Cold/prefix"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "minio_tier_without_bucket" {
+  command = plan
+  variables {
+    tier_url = "minio://minio.internal:9000/"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "minio_tier_without_port" {
+  command = plan
+  variables {
+    tier_url = "minio://minio.internal/strata/prod"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "file_tier_without_path" {
+  command = plan
+  variables {
+    tier_url = "file://"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "tier_unknown_scheme" {
+  command = plan
+  variables {
+    tier_url = "gs://strata-cold/prod"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "tier_with_credentials" {
+  command = plan
+  variables {
+    tier_url = "minio://strata:hunter2@minio.internal:9000/strata/prod"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "reader_without_tier" {
+  command = plan
+  variables {
+    role      = "reader"
+    broker_id = 1
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "bad_flush_mode" {
+  command = plan
+  variables {
+    flush = "fsync"
+  }
+  expect_failures = [var.flush]
+}
+
+run "broker_without_name_servers" {
+  command = plan
+  variables {
+    namesrv_addresses = []
+  }
+  expect_failures = [var.namesrv_addresses]
+}
+
+run "name_server_without_port" {
+  command = plan
+  variables {
+    namesrv_addresses = ["10.0.1.10:9876", "10.0.2.10"]
+  }
+  expect_failures = [var.namesrv_addresses]
+}
+
+run "http_on_every_interface" {
+  command = plan
+  variables {
+    http_listen = "0.0.0.0:8080"
+  }
+  expect_failures = [var.http_listen]
+}
+
+run "http_on_every_interface_short_form" {
+  command = plan
+  variables {
+    http_listen = ":8080"
+  }
+  expect_failures = [var.http_listen]
+}
+
+run "advertise_a_host_name" {
+  command = plan
+  variables {
+    advertise = "broker1.internal:10911"
+  }
+  expect_failures = [var.advertise]
+}
+
+run "listen_port_out_of_range" {
+  command = plan
+  variables {
+    listen = ":70000"
+  }
+  expect_failures = [var.listen]
+}
+
+run "hot_retention_over_100_percent" {
+  command = plan
+  variables {
+    tier_url      = "s3://strata-cold/prod"
+    hot_retention = "150%"
+  }
+  expect_failures = [var.hot_retention]
+}
+
+run "segment_size_not_a_size" {
+  command = plan
+  variables {
+    segment_size = "big"
+  }
+  expect_failures = [var.segment_size]
+}
+
+run "segment_max_age_not_a_duration" {
+  command = plan
+  variables {
+    segment_max_age = "10 minutes"
+  }
+  expect_failures = [var.segment_max_age]
+}
+
+run "credentials_in_extra_env" {
+  command = plan
+  variables {
+    extra_env = { MINIO_SECRET_KEY = "hunter2" }
+  }
+  expect_failures = [var.extra_env]
+}
+
+run "multi_line_extra_env" {
+  command = plan
+  variables {
+    extra_env = { NOTE = "one\ntwo" }
+  }
+  expect_failures = [var.extra_env]
+}
+
+run "extra_env_overrides_a_setting" {
+  command = plan
+  variables {
+    extra_env = { STRATA_FLUSH = "async" }
+  }
+  expect_failures = [output.environment_file]
+}
+
+run "download_without_hash" {
+  command = plan
+  variables {
+    binary_url = "https://releases.example.com/strata"
+  }
+  expect_failures = [var.binary_sha256]
+}
+
+run "run_as_root" {
+  command = plan
+  variables {
+    user = "root"
+  }
+  expect_failures = [var.user]
+}
+
+run "relative_data_dir" {
+  command = plan
+  variables {
+    data_dir = "strata-data"
+  }
+  expect_failures = [var.data_dir]
+}
+
+run "data_device_on_a_name_server" {
+  command = plan
+  variables {
+    role        = "namesrv"
+    data_device = "/dev/nvme1n1"
+  }
+  expect_failures = [var.data_device]
+}

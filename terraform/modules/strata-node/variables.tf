@@ -1,0 +1,415 @@
+# Inputs of one Strata node. Every setting here ends up as a STRATA_<NAME>
+# variable (the command-line contract: `--data-dir` is STRATA_DATA_DIR), or
+# in the systemd units and the boot-time preparation script.
+
+# ---------------------------------------------------------------------------
+# What the node is.
+
+variable "role" {
+  description = "What this node runs: \"namesrv\" (`strata namesrv`), \"broker\" (`strata broker`, a leader taking writes), \"reader\" (`strata broker --role reader`, a tier reader serving a broker's offloaded history) or \"standalone\" (`strata standalone`, name server and broker in one process)."
+  type        = string
+
+  validation {
+    condition     = contains(["namesrv", "broker", "reader", "standalone"], var.role)
+    error_message = "role must be one of \"namesrv\", \"broker\", \"reader\" or \"standalone\"."
+  }
+}
+
+variable "service_name" {
+  description = "Name of the systemd service (<service_name>.service) and of the files rendered for it. Give nodes sharing a host different names."
+  type        = string
+  default     = "strata"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", var.service_name))
+    error_message = "service_name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit."
+  }
+}
+
+variable "cluster_name" {
+  description = "Cluster the broker registers under (STRATA_CLUSTER)."
+  type        = string
+  default     = "DefaultCluster"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.cluster_name))
+    error_message = "cluster_name must be 1-64 letters, digits, '_' or '-'."
+  }
+}
+
+variable "broker_name" {
+  description = "Broker name (STRATA_BROKER_NAME). A leader and the tier readers serving its history share it."
+  type        = string
+  default     = "broker-a"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.broker_name))
+    error_message = "broker_name must be 1-64 letters, digits, '_' or '-'."
+  }
+}
+
+variable "broker_id" {
+  description = "Broker id (STRATA_BROKER_ID): 0 for a leader (role broker or standalone), 1 and up for tier readers."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.broker_id == floor(var.broker_id) && var.broker_id >= 0 && var.broker_id <= 4294967295
+    error_message = "broker_id must be a whole number from 0 to 4294967295."
+  }
+  validation {
+    condition     = !contains(["broker", "standalone"], var.role) || var.broker_id == 0
+    error_message = "A leader (role broker or standalone) has broker_id 0; ids 1 and up are for tier readers (role reader)."
+  }
+  validation {
+    condition     = var.role != "reader" || var.broker_id >= 1 || var.broker_id_from_address
+    error_message = "A tier reader (role reader) needs a broker_id of 1 or more (or broker_id_from_address = true)."
+  }
+}
+
+variable "broker_id_from_address" {
+  description = "Tier readers only: derive the broker id at boot from the host's IPv4 address (a.b.c.d as a 32-bit number), so that the instances of an auto-scaling group, which share one configuration, still get distinct ids."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.broker_id_from_address || var.role == "reader"
+    error_message = "broker_id_from_address is for tier readers (role reader) only: a leader's id is 0."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Addresses.
+
+variable "namesrv_addresses" {
+  description = "Name servers the broker registers with, each \"host:port\" (rendered as STRATA_NAMESRV, joined with ';'). Required for roles broker and reader; optional for standalone (which runs its own); unused by namesrv."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for a in var.namesrv_addresses : can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$", a)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", a)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", a)[0]) <= 65535, false)
+    ])
+    error_message = "Each name-server address must be host:port (port 1-65535), e.g. \"10.0.1.10:9876\"."
+  }
+  validation {
+    condition     = !contains(["broker", "reader"], var.role) || length(var.namesrv_addresses) > 0
+    error_message = "A broker or tier reader needs at least one name server in namesrv_addresses."
+  }
+}
+
+variable "listen" {
+  description = "Broker client address (STRATA_LISTEN). null picks the role's default: \":10911\" for broker and reader, \"127.0.0.1:10911\" for standalone."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.listen == null || (
+      can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):([0-9]{1,5})$", var.listen)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.listen)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.listen)[0]) <= 65535, false)
+    )
+    error_message = "listen must be [host]:port with a port from 1 to 65535, e.g. \":10911\" or \"10.0.1.20:10911\"."
+  }
+}
+
+variable "namesrv_listen" {
+  description = "Name-server address (STRATA_NAMESRV_LISTEN) of roles namesrv and standalone. null picks \":9876\" for namesrv and \"127.0.0.1:9876\" for standalone."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.namesrv_listen == null || (
+      can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):([0-9]{1,5})$", var.namesrv_listen)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.namesrv_listen)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.namesrv_listen)[0]) <= 65535, false)
+    )
+    error_message = "namesrv_listen must be [host]:port with a port from 1 to 65535, e.g. \":9876\"."
+  }
+}
+
+variable "advertise" {
+  description = "ip:port clients dial for this broker (STRATA_ADVERTISE). \"\" leaves Strata's default (the listen address, a wildcard one advertised as 127.0.0.1: right only on a single host). \"auto\" has the boot-time preparation find the host's primary IPv4 address and advertise it with the listen port (for VMs whose address is not known when rendering)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition = var.advertise == "" || var.advertise == "auto" || can(regex(
+      "^([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$", var.advertise
+    ))
+    error_message = "advertise must be \"\", \"auto\" or an ip:port such as \"10.0.1.20:10911\" (an IP address, not a host name)."
+  }
+  validation {
+    condition     = var.advertise == "" || var.role != "namesrv"
+    error_message = "advertise is a broker setting; a name server (role namesrv) does not use it."
+  }
+}
+
+variable "http_listen" {
+  description = "Address of /metrics, /healthz, the admin API and /debug/pprof (STRATA_HTTP_LISTEN). Defaults to loopback; a wildcard address (\":8080\", \"0.0.0.0:8080\", \"[::]:8080\") also needs allow_http_listen_any = true."
+  type        = string
+  default     = "127.0.0.1:8080"
+
+  validation {
+    condition = can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):([0-9]{1,5})$", var.http_listen)) && try(
+      tonumber(regex(":([0-9]{1,5})$", var.http_listen)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.http_listen)[0]) <= 65535, false
+    )
+    error_message = "http_listen must be host:port with a port from 1 to 65535, e.g. \"127.0.0.1:8080\" or \"10.0.1.20:8080\"."
+  }
+  validation {
+    condition     = var.allow_http_listen_any || !can(regex("^(0\\.0\\.0\\.0|\\[::\\]|\\[0*:0*:0*:0*:0*:0*:0*:0*\\]|)?:[0-9]+$", var.http_listen))
+    error_message = "http_listen would serve the admin API, metrics and pprof on every interface. Bind it to loopback or a private address, or set allow_http_listen_any = true when a firewall or security group limits who can reach the port."
+  }
+}
+
+variable "allow_http_listen_any" {
+  description = "Allow http_listen on a wildcard address. Set it only when a firewall or security group restricts the port to administrators."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------
+# Storage.
+
+variable "data_dir" {
+  description = "Hot tier and local state (STRATA_DATA_DIR) of roles broker, reader and standalone; the only path the service may write."
+  type        = string
+  default     = "/var/lib/strata"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", var.data_dir)) && !contains(split("/", var.data_dir), "..")
+    error_message = "data_dir must be an absolute path other than / of letters, digits and ._+@-/ (no spaces or quotes), without \"..\"."
+  }
+}
+
+variable "data_device" {
+  description = "Block device (a path, or a shell glob such as \"/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*\") to mount at data_dir at every boot; the first whole disk that matches is used. A device with no filesystem signature is formatted first (an instance store is blank after each stop and start); one with any other signature is never formatted. null leaves data_dir on whatever filesystem holds it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.data_device == null || can(regex("^/dev/[A-Za-z0-9._+@/*?:\\[\\]-]+$", var.data_device))
+    error_message = "data_device must be a path or glob under /dev/ without spaces or quotes, e.g. \"/dev/nvme1n1\"."
+  }
+  validation {
+    condition     = var.data_device == null || var.role != "namesrv"
+    error_message = "data_device is for nodes with a data directory (broker, reader, standalone); a name server keeps no data."
+  }
+}
+
+variable "data_device_fs_type" {
+  description = "Filesystem data_device is formatted with when it is blank: \"ext4\" or \"xfs\"."
+  type        = string
+  default     = "ext4"
+
+  validation {
+    condition     = contains(["ext4", "xfs"], var.data_device_fs_type)
+    error_message = "data_device_fs_type must be \"ext4\" or \"xfs\"."
+  }
+}
+
+variable "tier_url" {
+  description = "Cold tier (STRATA_TIER): file:///path, s3://bucket/prefix?region=… (also ?endpoint=…), or minio://host:port/bucket/prefix (?secure=true for HTTPS). Never put credentials here: S3 takes the instance role (or the AWS_* variables), MinIO the MINIO_* or AWS_* variables, from credentials_env_file. \"\" renders nothing: no cold tier for a broker, Strata's file://<data_dir>/tier for standalone; \"none\" disables it explicitly. Required for role reader."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.tier_url == "" || var.tier_url == "none" || can(regex("^(file|s3|minio)://", var.tier_url))
+    error_message = "tier_url must be \"\", \"none\", or a file://, s3:// or minio:// URL."
+  }
+  validation {
+    condition     = !can(regex("^[A-Za-z0-9+.-]+://[^/?#]*@", var.tier_url))
+    error_message = "Credentials do not belong in tier_url (it is written to a world-readable file): use an instance role, or the AWS_* / MINIO_* variables in credentials_env_file."
+  }
+  validation {
+    condition     = !startswith(var.tier_url, "s3://") || can(regex("^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?(\\?[^#]*)?$", var.tier_url))
+    error_message = "An s3:// tier URL needs a bucket: s3://bucket/prefix?region=eu-west-1 (bucket names are 3-63 lower-case letters, digits, '.' and '-')."
+  }
+  validation {
+    condition     = !startswith(var.tier_url, "minio://") || can(regex("^minio://(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?(\\?[^#]*)?$", var.tier_url))
+    error_message = "A minio:// tier URL needs a server with a port and a bucket: minio://host:9000/bucket/prefix (bucket names are 3-63 lower-case letters, digits, '.' and '-')."
+  }
+  validation {
+    condition     = !startswith(var.tier_url, "file://") || can(regex("^file:///[^?#]+$", var.tier_url))
+    error_message = "A file:// tier URL needs an absolute directory: file:///var/lib/strata-tier."
+  }
+  validation {
+    condition     = var.role != "reader" || (var.tier_url != "" && var.tier_url != "none")
+    error_message = "A tier reader (role reader) needs tier_url: the object store whose history it serves."
+  }
+}
+
+variable "hot_retention" {
+  description = "How long offloaded segments also stay on local disk (STRATA_HOT_RETENTION): a share of the data disk (\"80%\"), a size (\"10GiB\"), an age (\"24h\"), or \"0\" to delete them once offloaded. Rendered when there is a cold tier."
+  type        = string
+  default     = "80%"
+
+  validation {
+    condition = var.hot_retention == "0" || can(regex("^[0-9]+(\\.[0-9]+)?(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$", var.hot_retention)) || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.hot_retention)) || (
+      can(regex("^[0-9]+(\\.[0-9]+)?%$", var.hot_retention)) && try(tonumber(trimsuffix(var.hot_retention, "%")) > 0 && tonumber(trimsuffix(var.hot_retention, "%")) <= 100, false)
+    )
+    error_message = "hot_retention must be \"0\", a percentage in (0, 100] such as \"80%\", a size such as \"10GiB\", or a duration such as \"24h\"."
+  }
+}
+
+variable "cache_size" {
+  description = "Memory for decompressed cold blocks (STRATA_CACHE_SIZE), e.g. \"512MiB\". Rendered when there is a cold tier."
+  type        = string
+  default     = "512MiB"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$", var.cache_size))
+    error_message = "cache_size must be a size such as \"512MiB\" or \"2GiB\"."
+  }
+}
+
+variable "segment_size" {
+  description = "Commit-log segment size (STRATA_SEGMENT_SIZE) of leaders, e.g. \"1GiB\"."
+  type        = string
+  default     = "1GiB"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$", var.segment_size))
+    error_message = "segment_size must be a size such as \"64MiB\" or \"1GiB\"."
+  }
+}
+
+variable "segment_max_age" {
+  description = "Seal (and so offload) the active segment after this long even if it is not full (STRATA_SEGMENT_MAX_AGE), a Go duration such as \"10m\"."
+  type        = string
+  default     = "10m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.segment_max_age))
+    error_message = "segment_max_age must be a duration such as \"10m\", \"30s\" or \"1h30m\"."
+  }
+}
+
+variable "flush" {
+  description = "When a leader acknowledges a send (STRATA_FLUSH): \"sync\" after fdatasync, \"async\" before."
+  type        = string
+  default     = "sync"
+
+  validation {
+    condition     = contains(["sync", "async"], var.flush)
+    error_message = "flush must be \"sync\" or \"async\"."
+  }
+}
+
+variable "auto_create_topics" {
+  description = "Create topics on their first send (STRATA_AUTO_CREATE_TOPICS). Off by default on servers: create topics with `strata admin topic create`."
+  type        = bool
+  default     = false
+}
+
+variable "log_level" {
+  description = "debug, info, warn or error (STRATA_LOG_LEVEL)."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["debug", "info", "warn", "error"], var.log_level)
+    error_message = "log_level must be one of \"debug\", \"info\", \"warn\", \"error\"."
+  }
+}
+
+variable "extra_env" {
+  description = "More variables for the environment file (e.g. AWS_REGION, or STRATA_* settings this module has no input for). Never credentials: see credentials_env_file."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.extra_env) : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", k))])
+    error_message = "extra_env names must be letters, digits and '_', not starting with a digit."
+  }
+  validation {
+    condition     = alltrue([for v in values(var.extra_env) : !can(regex("[\\r\\n\\x00]", v))])
+    error_message = "extra_env values must be one line (no newline, carriage return or NUL)."
+  }
+  validation {
+    condition = alltrue([for k in keys(var.extra_env) : !(
+      contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], upper(k)) ||
+      can(regex("(?i)(SECRET|PASSWORD|TOKEN|CREDENTIAL)", k))
+    )])
+    error_message = "extra_env must not carry credentials: the environment file is world-readable and travels in cloud-init user data. Use an instance role, or put the keys in the file named by credentials_env_file (mode 0600)."
+  }
+}
+
+variable "credentials_env_file" {
+  description = "Absolute path of an operator-provided environment file with the object-store credentials (e.g. MINIO_ACCESS_KEY and MINIO_SECRET_KEY, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), root-owned, mode 0600. The unit reads it if it exists (EnvironmentFile=-path); this module never writes it. null: no such file (on AWS the instance role supplies credentials)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.credentials_env_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", var.credentials_env_file))
+    error_message = "credentials_env_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Installation.
+
+variable "binary_path" {
+  description = "Where the strata binary is (ExecStart runs `<binary_path> <subcommand>`)."
+  type        = string
+  default     = "/usr/local/bin/strata"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", var.binary_path))
+    error_message = "binary_path must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes)."
+  }
+}
+
+variable "binary_url" {
+  description = "http(s) URL of the static strata binary for the host's architecture (scripts/release.sh builds them). When set, the boot-time preparation downloads it to binary_path unless the file there already has binary_sha256. \"\": install the binary some other way (an image, configuration management)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.binary_url == "" || can(regex("^https?://[^\\s'\"]+$", var.binary_url))
+    error_message = "binary_url must be \"\" or an http:// or https:// URL without spaces or quotes."
+  }
+}
+
+variable "binary_sha256" {
+  description = "Lower-case hex SHA-256 of the binary at binary_url (from dist/SHA256SUMS); required with binary_url."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.binary_url == "" || can(regex("^[0-9a-f]{64}$", var.binary_sha256))
+    error_message = "binary_sha256 must be the 64 lower-case hex digits of the binary's SHA-256 when binary_url is set (a download is never run unchecked)."
+  }
+}
+
+variable "user" {
+  description = "Dedicated system account the service runs as (created at boot if missing; no login, no home)."
+  type        = string
+  default     = "strata"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,30}$", var.user)) && var.user != "root"
+    error_message = "user must be a system account name (lower-case letters, digits, '_' and '-'), and not root."
+  }
+}
+
+variable "config_dir" {
+  description = "Directory of the rendered environment file (<config_dir>/<service_name>.env)."
+  type        = string
+  default     = "/etc/strata"
+
+  validation {
+    condition     = can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", var.config_dir))
+    error_message = "config_dir must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes)."
+  }
+}
+
+variable "limit_nofile" {
+  description = "Open-file limit of the service (LimitNOFILE): connections, segments and index files."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.limit_nofile == floor(var.limit_nofile) && var.limit_nofile >= 4096
+    error_message = "limit_nofile must be a whole number of at least 4096."
+  }
+}
