@@ -220,10 +220,12 @@ type topicState struct {
 	version dataVersion
 }
 
-// TopicManager is the broker's topic table, persisted as JSON in
-// topics.json in the broker's config directory (<data-dir>/config) and
-// rewritten atomically (temporary file,
-// fsync, rename, directory fsync) on every change. Reads (Get, List) take
+// TopicManager is the broker's topic table, persisted in the broker's
+// config directory (<data-dir>/config) as a snapshot, topics.json in
+// RocketMQ's layout, rewritten atomically (temporary file, fsync, rename,
+// directory fsync), and a journal of the changes since, topics.log (see
+// topicslog.go): a change is durable once its journal line is synced, and
+// opening the table compacts the journal into the snapshot. Reads (Get, List) take
 // no lock: they load an immutable snapshot that writers replace, so the
 // send and pull paths never wait for a write's fsync. Safe for concurrent
 // use.
@@ -233,9 +235,13 @@ type TopicManager struct {
 	defaults TopicDefaults
 	now      func() time.Time // clock for DataVersion timestamps; tests replace it
 
-	mu      sync.Mutex // serializes writers: build, persist, publish
-	state   atomic.Pointer[topicState]
-	changed chan struct{}
+	mu sync.Mutex // serializes writers: build, persist, publish
+	// snapSize and logSize are the sizes of topics.json and of its journal
+	// topics.log (guarded by mu).
+	snapSize, logSize int64
+	compactMin        int64 // minCompactBytes
+	state             atomic.Pointer[topicState]
+	changed           chan struct{}
 }
 
 // OpenTopicManager loads <dir>/topics.json, dir being the broker's config
@@ -257,15 +263,23 @@ func OpenTopicManager(dir string, defaults TopicDefaults, log *slog.Logger) (*To
 		return nil, fmt.Errorf("open topics: %w", err)
 	}
 	m := &TopicManager{
-		path:     filepath.Join(dir, "topics.json"),
-		log:      log,
-		defaults: defaults,
-		now:      time.Now,
-		changed:  make(chan struct{}, 1),
+		path:       filepath.Join(dir, "topics.json"),
+		log:        log,
+		defaults:   defaults,
+		now:        time.Now,
+		changed:    make(chan struct{}, 1),
+		compactMin: minCompactBytes,
 	}
 	st, err := m.load()
 	if err != nil {
 		return nil, err
+	}
+	if m.logSize > 0 {
+		// Start from a snapshot that holds everything, in RocketMQ's
+		// layout, with an empty journal.
+		if err := m.compact(st.topics, st.version); err != nil {
+			return nil, fmt.Errorf("open topics: %w", err)
+		}
 	}
 	m.state.Store(st)
 	err = m.update(func(t map[string]TopicConfig) (bool, error) {
@@ -295,7 +309,7 @@ func (m *TopicManager) load() (*topicState, error) {
 	removeStaleTemp(m.path, m.log)
 	b, err := os.ReadFile(m.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &topicState{topics: map[string]TopicConfig{}}, nil
+		b, err = []byte(`{}`), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open topics: %w", err)
@@ -315,9 +329,14 @@ func (m *TopicManager) load() (*topicState, error) {
 			return nil, fmt.Errorf("open topics: corrupt %s: %w", m.path, err)
 		}
 	}
-	m.log.Info("topics loaded", "path", m.path, "topics", len(f.TopicConfigTable),
-		"dataVersionCounter", f.DataVersion.Counter)
-	return &topicState{topics: f.TopicConfigTable, version: f.DataVersion}, nil
+	m.snapSize = int64(len(b))
+	st := &topicState{topics: f.TopicConfigTable, version: f.DataVersion}
+	if err := m.replayLog(st); err != nil {
+		return nil, err
+	}
+	m.log.Info("topics loaded", "path", m.path, "topics", len(st.topics),
+		"dataVersionCounter", st.version.Counter, "journal_bytes", m.logSize)
+	return st, nil
 }
 
 // update applies fn to a copy of the table. If fn reports a change, the copy
@@ -333,11 +352,7 @@ func (m *TopicManager) update(fn func(t map[string]TopicConfig) (changed bool, e
 		return err
 	}
 	v := dataVersion{Timestamp: m.now().UnixMilli(), Counter: cur.version.Counter + 1}
-	b, err := json.MarshalIndent(topicsFile{TopicConfigTable: next, DataVersion: v}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode topics: %w", err)
-	}
-	if err := writeFileAtomic(m.path, b); err != nil {
+	if err := m.persist(cur, next, v); err != nil {
 		return err
 	}
 	m.state.Store(&topicState{topics: next, version: v})
@@ -527,16 +542,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s: %w", tmp, err)
 	}
-	dir := filepath.Dir(path)
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+	return syncDir(path)
 }
 
 // removeStaleTemp deletes the temporary file a crash inside

@@ -234,7 +234,9 @@ func TestTopicManagerPersistence(t *testing.T) {
 		t.Fatalf("no-op update bumped the version to %d", cnt2)
 	}
 
-	// The file uses Java's field names.
+	// Reopening compacts the journal into topics.json, which uses Java's
+	// field names.
+	m2 := openTopics(t, dir, TopicDefaults{})
 	raw, err := os.ReadFile(filepath.Join(dir, "topics.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +254,6 @@ func TestTopicManagerPersistence(t *testing.T) {
 		t.Errorf("topics.json dataVersion = %v", generic["dataVersion"])
 	}
 
-	m2 := openTopics(t, dir, TopicDefaults{})
 	got := m2.List()
 	if len(got) != 2 || got[0] != a || got[1] != b {
 		t.Fatalf("after reopen List = %+v, want [%+v %+v]", got, a, b)
@@ -318,9 +319,14 @@ func TestTopicManagerWriteFailureKeepsState(t *testing.T) {
 	_, cnt := m.DataVersion()
 	// A directory where the temporary file goes makes the write fail (even
 	// for root, unlike permissions).
-	tmp := filepath.Join(dir, "topics.json.tmp")
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"topics.json.tmp", "topics.log"} {
+		p := filepath.Join(dir, name)
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	err := m.CreateOrUpdate(TopicConfig{Name: "a", ReadQueues: 1, WriteQueues: 1, Perm: 6})
 	if err == nil {
@@ -342,8 +348,10 @@ func TestTopicManagerWriteFailureKeepsState(t *testing.T) {
 		}
 	default:
 	}
-	if err := os.Remove(tmp); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"topics.json.tmp", "topics.log"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, created, err := m.AutoCreate("a", 4); err != nil || !created {
 		t.Fatalf("AutoCreate after recovery = %v, %v", created, err)
