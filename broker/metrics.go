@@ -43,6 +43,10 @@ func newMetrics(b *Broker, reg prometheus.Registerer) *metrics {
 			st(func() float64 { return float64(b.store.Stats().Commits) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_write_seconds_total", Help: "Time spent writing commit-log segments."},
 			st(func() float64 { return b.store.Stats().WriteTime.Seconds() })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_tail_reads_total", Help: "Queue reads served from the in-memory tail of the commit log."},
+			st(func() float64 { return float64(b.store.Stats().TailReads) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_file_reads_total", Help: "Queue reads served from commit-log segment files."},
+			st(func() float64 { return float64(b.store.Stats().FileReads) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "strata_store_prewritten_bytes_total", Help: "Zeros written ahead of the commit-log end, so that group commits overwrite written blocks."},
 			st(func() float64 { return float64(b.store.Stats().Prewritten) })),
 	)

@@ -84,6 +84,9 @@ type Config struct {
 	// blocks instead of converting preallocated ones (see prewriter).
 	// Default 32 MiB; negative disables it. Only with direct I/O.
 	PrewriteAhead int64
+	// TailCacheSize is how many of the newest log bytes are kept in memory
+	// for reads (see tailCache). Default 32 MiB; negative disables it.
+	TailCacheSize int
 	// DisableDirectIO forces buffered I/O + fdatasync even where O_DIRECT
 	// works (it is used automatically where the filesystem refuses it).
 	DisableDirectIO bool
@@ -184,6 +187,9 @@ func (c *Config) setDefaults() error {
 	}
 	if int64(c.MaxMessageSize)+recordOverhead+markerSize > c.SegmentSize {
 		return fmt.Errorf("store: a %d-byte message does not fit in a %d-byte segment", c.MaxMessageSize, c.SegmentSize)
+	}
+	if c.TailCacheSize == 0 {
+		c.TailCacheSize = 32 << 20
 	}
 	if c.PrewriteAhead == 0 {
 		c.PrewriteAhead = 32 << 20

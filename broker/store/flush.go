@@ -258,6 +258,9 @@ func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
 	// reads it that way at once).
 	s.flushed.Store(c.end)
 	for _, r := range c.ranges {
+		if s.tail != nil && r.n > r.b.dispFrom {
+			s.tail.add(r.b.seg.base+r.b.start+int64(r.b.dispFrom), r.b.data[r.b.dispFrom:r.n])
+		}
 		s.dispatchBuf(r.b, r.n)
 	}
 	s.dispatched.Store(c.end)

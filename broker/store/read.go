@@ -169,8 +169,13 @@ func (s *Store) readRecords(es []Entry) ([][]byte, error) {
 		n := int(end - es[i].LogOffset)
 		chunk := buf[:n]
 		buf = buf[n:]
-		if _, err := seg.r.ReadAt(chunk, es[i].LogOffset-seg.base); err != nil {
-			return nil, fmt.Errorf("store: read %s at %d: %w", seg.path, es[i].LogOffset-seg.base, err)
+		if s.tail != nil && s.tail.read(es[i].LogOffset, chunk) {
+			s.stats.tailReads.Add(1)
+		} else {
+			if _, err := seg.r.ReadAt(chunk, es[i].LogOffset-seg.base); err != nil {
+				return nil, fmt.Errorf("store: read %s at %d: %w", seg.path, es[i].LogOffset-seg.base, err)
+			}
+			s.stats.fileReads.Add(1)
 		}
 		for ; i < j; i++ {
 			sz := int(es[i].Size)

@@ -63,6 +63,9 @@ type Stats struct {
 	// Prewritten is the bytes of zeros written ahead of the log end (see
 	// Config.PrewriteAhead).
 	Prewritten int64
+	// TailReads and FileReads count the record reads of queue reads served
+	// from the tail cache and from segment files.
+	TailReads, FileReads int64
 }
 
 // Store is the hot tier: a commit log of preallocated segments shared by
@@ -76,6 +79,7 @@ type Store struct {
 	align  int
 	direct bool       // segments use O_DIRECT (set at Open)
 	pw     *prewriter // nil without direct I/O or when disabled
+	tail   *tailCache // nil when disabled
 
 	// Write state, guarded by mu.
 	mu      sync.Mutex
@@ -130,6 +134,7 @@ type Store struct {
 
 	stats struct {
 		messages, bytes, writes, syncs, commits atomic.Int64
+		tailReads, fileReads                    atomic.Int64
 		writeNanos, syncNanos                   atomic.Int64
 	}
 }
@@ -222,6 +227,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		chunk := min(2<<20, max(maxAlign, alignUp64(cfg.SegmentSize/16, maxAlign)), cfg.PrewriteAhead)
 		s.pw = newPrewriter(s.log, cfg.PrewriteAhead, chunk, chunk)
 	}
+	if cfg.TailCacheSize > 0 {
+		s.tail = newTailCache(cfg.TailCacheSize)
+	}
 	s.commits = make(chan *commit)
 	s.idxCh = make(chan keyBatch, 64)
 	s.wg.Add(4)
@@ -307,6 +315,8 @@ func (s *Store) Stats() Stats {
 		FlushedTo: s.flushed.Load(),
 		WriteTime: time.Duration(s.stats.writeNanos.Load()),
 		SyncTime:  time.Duration(s.stats.syncNanos.Load()),
+		TailReads: s.stats.tailReads.Load(),
+		FileReads: s.stats.fileReads.Load(),
 	}
 	if s.pw != nil {
 		st.Prewritten = s.pw.bytes.Load()
