@@ -44,6 +44,8 @@ type Client struct {
 
 	routeMu sync.Mutex
 	routes  map[string]cachedRoute // by topic
+
+	faults *faultTracker // brokers sends avoid for now
 }
 
 // connSlot is the pool entry of one address. sem (capacity 1) is held while
@@ -88,7 +90,8 @@ func New(opts ...Opt) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{cfg: c, log: log, epoch: time.Now(), conns: make(map[string]*connSlot), routes: make(map[string]cachedRoute)}, nil
+	return &Client{cfg: c, log: log, epoch: time.Now(), conns: make(map[string]*connSlot),
+		routes: make(map[string]cachedRoute), faults: newFaultTracker()}, nil
 }
 
 // NameServerAddrs returns the configured name server addresses.

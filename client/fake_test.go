@@ -112,14 +112,15 @@ func TestSendRetriesOnAnotherBroker(t *testing.T) {
 		name      string
 		code      int16 // the failing broker's answer; -1: unreachable
 		retryable bool
+		fault     bool // the broker is avoided for a while after it
 	}{
-		{"SYSTEM_ERROR", remoting.RespSystemError, true},
-		{"SERVICE_NOT_AVAILABLE", remoting.RespServiceNotAvailable, true},
-		{"NO_PERMISSION", remoting.RespNoPermission, true},
-		{"TOPIC_NOT_EXIST", remoting.RespTopicNotExist, true},
-		{"unreachable", -1, true},
-		{"MESSAGE_ILLEGAL", remoting.RespMessageIllegal, false},
-		{"SYSTEM_BUSY", remoting.RespSystemBusy, false},
+		{"SYSTEM_ERROR", remoting.RespSystemError, true, true},
+		{"SERVICE_NOT_AVAILABLE", remoting.RespServiceNotAvailable, true, true},
+		{"NO_PERMISSION", remoting.RespNoPermission, true, false},
+		{"TOPIC_NOT_EXIST", remoting.RespTopicNotExist, true, false},
+		{"unreachable", -1, true, true},
+		{"MESSAGE_ILLEGAL", remoting.RespMessageIllegal, false, false},
+		{"SYSTEM_BUSY", remoting.RespSystemBusy, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			good := startFake(t, sendOK)
@@ -154,18 +155,29 @@ func TestSendRetriesOnAnotherBroker(t *testing.T) {
 					t.Errorf("send %d: %+v", i, res[0])
 				}
 			}
-			// Round-robin starts on each broker twice in four sends.
-			if want := map[bool]int{true: 0, false: 2}[tc.retryable]; fails != want {
+			// Round-robin starts on each broker twice in four sends; after
+			// a broker fault, the failing broker is avoided.
+			starts := 2
+			if tc.fault {
+				starts = 1
+			}
+			if want := map[bool]int{true: 0, false: starts}[tc.retryable]; fails != want {
 				t.Errorf("%d sends failed, want %d", fails, want)
 			}
-			if bad != nil && len(bad.requests()) != 2 {
-				t.Errorf("the failing broker got %d requests, want 2 (one per send that started there)", len(bad.requests()))
+			if bad != nil && len(bad.requests()) != starts {
+				t.Errorf("the failing broker got %d requests, want %d", len(bad.requests()), starts)
 			}
 			if !tc.retryable {
 				return
 			}
-			// With no retry, the failure surfaces.
-			p0, _ := NewProducer(WithClient(c), SendRetries(0))
+			// With no retry, the failure surfaces (on a Client that has not
+			// seen the broker fail yet).
+			c0, err := New(NameServers(ns.addr), DialTimeout(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c0.Close()
+			p0, _ := NewProducer(WithClient(c0), SendRetries(0))
 			var last error
 			for range 2 {
 				if _, err := p0.Send(ctx, Message{Topic: "T", Body: []byte("x")}); err != nil {
@@ -286,17 +298,69 @@ func TestDecodeRoute(t *testing.T) {
 
 func TestPickQueue(t *testing.T) {
 	qs := []MessageQueue{{"T", "a", 0}, {"T", "a", 1}, {"T", "b", 0}}
-	if q := pickQueue(qs, 4, ""); q != qs[1] {
+	all := func(string) bool { return true }
+	if q := pickQueue(qs, 4, "", all); q != qs[1] {
 		t.Errorf("pickQueue(4) = %v", q)
 	}
-	if q := pickQueue(qs, 0, "a"); q != qs[2] {
+	if q := pickQueue(qs, 0, "a", all); q != qs[2] {
 		t.Errorf("pickQueue avoiding a = %v", q)
 	}
-	if q := pickQueue(qs[:2], 1, "a"); q != qs[1] {
+	if q := pickQueue(qs[:2], 1, "a", all); q != qs[1] {
 		t.Errorf("pickQueue with only a = %v", q)
 	}
-	if q := pickQueue(qs, -1, ""); q != qs[2] {
+	if q := pickQueue(qs, -1, "", all); q != qs[2] {
 		t.Errorf("pickQueue(-1) = %v", q)
+	}
+	notA := func(b string) bool { return b != "a" }
+	if q := pickQueue(qs, 0, "", notA); q != qs[2] {
+		t.Errorf("pickQueue with a unavailable = %v", q)
+	}
+	if q := pickQueue(qs, 1, "b", notA); q != qs[1] {
+		t.Errorf("pickQueue avoiding b with a unavailable = %v (an unavailable broker beats the one that just failed)", q)
+	}
+	none := func(string) bool { return false }
+	if q := pickQueue(qs, 2, "", none); q != qs[2] {
+		t.Errorf("pickQueue with nothing available = %v (round-robin)", q)
+	}
+}
+
+func TestFaultTracker(t *testing.T) {
+	f := newFaultTracker()
+	now := time.Unix(1000, 0)
+	f.now = func() time.Time { return now }
+	gone := fmt.Errorf("send: %w", ErrBrokerUnreachable)
+	f.report("a", time.Millisecond, gone)
+	if f.available("a") || !f.available("b") {
+		t.Fatal("a failed broker is available, or an unknown one is not")
+	}
+	now = now.Add(time.Second)
+	if !f.available("a") {
+		t.Fatal("still avoided a second after one failure")
+	}
+	f.report("a", time.Millisecond, gone) // a second failure in a row: 2 s
+	now = now.Add(1500 * time.Millisecond)
+	if f.available("a") {
+		t.Fatal("a second failure in a row did not lengthen the wait")
+	}
+	now = now.Add(time.Second)
+	f.report("a", 600*time.Millisecond, nil) // back, but slow
+	if f.available("a") {
+		t.Fatal("a slow answer did not make the broker avoided")
+	}
+	now = now.Add(5 * time.Second)
+	f.report("a", time.Millisecond, nil)
+	if !f.available("a") || len(f.m) != 0 {
+		t.Fatalf("a fast answer did not clear the broker: %+v", f.m)
+	}
+	f.report("a", time.Millisecond, &ResponseError{Code: remoting.RespMessageIllegal})
+	if !f.available("a") {
+		t.Fatal("a bad message made its broker avoided")
+	}
+	for range 20 {
+		f.report("a", time.Millisecond, &ResponseError{Code: remoting.RespSystemBusy})
+	}
+	if it := f.m["a"]; it.until.Sub(now) != maxFaultAvoid {
+		t.Fatalf("after 20 failures avoided for %v, want %v", it.until.Sub(now), maxFaultAvoid)
 	}
 }
 

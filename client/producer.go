@@ -353,17 +353,21 @@ func (p *Producer) send(ctx context.Context, o *outgoing) ([]SendResult, error) 
 	var lastErr error
 	lastBroker := ""
 	for attempt := range attempts {
-		mq := pickQueue(queues, start+attempt, lastBroker)
+		mq := pickQueue(queues, start+attempt, lastBroker, p.c.faults.available)
 		b, _ := route.Broker(mq.BrokerName)
 		addr := b.LeaderAddr()
 		req := p.sendRequest(mq, o.body, o.props, o.n)
 		t0 := time.Now()
 		resp, err := p.c.roundTrip(ctx, addr, req, p.cfg.sendTimeout, ErrBrokerUnreachable)
+		var res []SendResult
 		if err == nil {
-			var res []SendResult
-			if res, err = sendResults(addr, req, resp, mq, o.ids); err == nil {
-				return res, nil
-			}
+			res, err = sendResults(addr, req, resp, mq, o.ids)
+		}
+		if ctx.Err() == nil {
+			p.c.faults.report(mq.BrokerName, time.Since(t0), err)
+		}
+		if err == nil {
+			return res, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil || !retryableSend(err) {
@@ -408,11 +412,18 @@ func (p *Producer) route(ctx context.Context, topic string) (*Route, error) {
 	return fr, nil
 }
 
-// pickQueue returns the queue at position i (round-robin), or the first
-// one from there on another broker than avoid, if there is one.
-func pickQueue(queues []MessageQueue, i int, avoid string) MessageQueue {
+// pickQueue returns the queue at position i (round-robin), or else the
+// first one from there whose broker is not avoid (the broker the previous
+// attempt failed on) and is available (not avoided after recent failures
+// or slow answers), or else the first one whose broker is not avoid.
+func pickQueue(queues []MessageQueue, i int, avoid string, available func(broker string) bool) MessageQueue {
 	n := len(queues)
 	i = ((i % n) + n) % n
+	for k := range n {
+		if q := queues[(i+k)%n]; q.BrokerName != avoid && available(q.BrokerName) {
+			return q
+		}
+	}
 	if avoid != "" {
 		for k := range n {
 			if q := queues[(i+k)%n]; q.BrokerName != avoid {
