@@ -81,6 +81,11 @@
 // rocketmq-client-go retries (SYSTEM_ERROR, SERVICE_NOT_AVAILABLE,
 // NO_PERMISSION, TOPIC_NOT_EXIST) or with a transport error is retried on
 // the next queue (SendRetries), on another broker when there is one.
+// Brokers that just failed (unreachable, timed out, busy or failing) or
+// answered slowly are then avoided by every producer of the Client for a
+// while: 1 s after a failure, doubling with each further one up to 30 s,
+// and 5 to 30 s after an answer that took 550 ms or more; round-robin
+// skips their queues while another broker's are available.
 //
 // Delivery is at least once: a send whose response was lost (a timeout, a
 // connection that failed after the request was written) is sent again, and
