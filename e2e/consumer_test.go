@@ -203,6 +203,25 @@ func TestConsumerResume(t *testing.T) {
 		func() string { return fmt.Sprint("missing ", col.missing(first)) })
 	s.waitCommitted(t, c1, topic)
 	c1.shutdown() // persists its offsets to the broker
+	// rocketmq-client-go sends those commits one-way and closes its
+	// connections at once: nothing orders them before the next client's
+	// queries, so a restart is "after" them once the broker holds them.
+	waitFor(t, 15*time.Second, "the broker to hold the offsets c1 committed on shutdown", func() bool {
+		for q := range 4 {
+			off, err := s.committedOffset(group, topic, q)
+			if err != nil || off < s.maxOffset(t, topic, q) {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		var got []int64
+		for q := range 4 {
+			off, _ := s.committedOffset(group, topic, q)
+			got = append(got, off)
+		}
+		return fmt.Sprint("committed offsets ", got)
+	})
 
 	msgs, second := textMessages(topic, "second", 30)
 	sendSync(t, p, msgs...)

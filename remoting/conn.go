@@ -117,6 +117,10 @@ type Conn struct {
 	rmu      sync.Mutex
 	rqueue   net.Buffers // frames waiting (heads and bodies)
 	rwriting bool        // a Reply is draining rqueue
+	// rfailed is set when writing replies failed: the peer is gone or
+	// stuck. Later replies fail at once, but the requests the peer sent
+	// before it went are still read and served (see replyFailed).
+	rfailed atomic.Pointer[error]
 
 	mu      sync.Mutex
 	pending map[int32]chan *Command // Invoke calls waiting, by opaque; nil once closed
@@ -332,6 +336,9 @@ func (c *Conn) Reply(resp *Command) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
+	if ep := c.rfailed.Load(); ep != nil {
+		return *ep
+	}
 	c.rmu.Lock()
 	c.rqueue = append(c.rqueue, head)
 	if len(resp.Body) > 0 {
@@ -385,11 +392,32 @@ func (c *Conn) writeBuffers(bufs net.Buffers) error {
 		c.wdeadline = !deadline.IsZero()
 	}
 	if _, err := bufs.WriteTo(c.nc); err != nil {
-		c.markClosed(fmt.Errorf("writing responses: %w", err))
-		_ = c.nc.Close()
-		return c.Err()
+		return c.replyFailed(err)
 	}
 	return nil
+}
+
+// replyGrace bounds how long a connection whose replies can no longer be
+// written keeps reading the requests its peer sent before that.
+const replyGrace = time.Second
+
+// replyFailed handles a failed write of replies. A client may send a few
+// requests and close its connection without reading the answers
+// (rocketmq-client-go persists its offsets that way on shutdown): the
+// requests already sent must still be served, so the connection stops
+// writing but goes on reading until the peer's end of the stream, for at
+// most replyGrace, before it closes.
+func (c *Conn) replyFailed(err error) error {
+	werr := fmt.Errorf("%w: writing responses: %w", ErrConnClosed, err)
+	if !c.rfailed.CompareAndSwap(nil, &werr) {
+		return *c.rfailed.Load()
+	}
+	c.log.Debug("remoting: cannot write replies; serving what the peer already sent", "err", err)
+	if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(replyGrace))
+	return werr
 }
 
 // write sends one frame. deadline, if set, bounds the write besides
@@ -542,11 +570,14 @@ func (c *Conn) readLoop() {
 		close(c.readerDone)
 	}()
 	for {
-		if c.idleTimeout > 0 {
+		if c.idleTimeout > 0 && c.rfailed.Load() == nil {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.idleTimeout))
 		}
 		cmd, fault, err := readFrame(c.br, c.maxFrame, c.probeDeadline)
 		switch {
+		case err != nil && c.rfailed.Load() != nil:
+			c.markClosed(*c.rfailed.Load())
+			return
 		case err != nil:
 			if c.idleTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 				err = fmt.Errorf("idle timeout: no frame for %v: %w", c.idleTimeout, err)

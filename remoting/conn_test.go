@@ -628,3 +628,32 @@ func ExampleConn_Invoke() {
 	fmt.Println(ResponseCodeName(resp.Code), off)
 	// Output: SUCCESS 42
 }
+
+// TestRequestsServedAfterPeerLeft: a peer sends requests and closes its
+// connection without reading the answers (rocketmq-client-go's shutdown
+// commits its offsets so). Writing the answers fails, yet every request
+// it sent is still served.
+func TestRequestsServedAfterPeerLeft(t *testing.T) {
+	var served atomic.Int32
+	s := startServer(t, ServerOptions{Conn: ConnOptions{Handler: HandlerFunc(func(c *Conn, req *Command) {
+		served.Add(1)
+		_ = c.Reply(NewResponse(req, RespSuccess, strings.Repeat("x", 4096)))
+	})}})
+	const n = 200
+	var frames []byte
+	for i := range n {
+		req := NewRequest(ReqUpdateConsumerOffset, map[string]string{"commitOffset": strconv.Itoa(i)}, nil)
+		req.Opaque = int32(i + 1)
+		var err error
+		if frames, err = req.AppendFrame(frames, SerializeJSON); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc := sendRaw(t, s.addr, frames)
+	// Closing with the first answers unread makes the kernel reset the
+	// connection: the server's next writes fail.
+	if err := nc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every request to be served", func() bool { return served.Load() == n })
+}
