@@ -32,13 +32,21 @@
 // damages acknowledged data. Where O_DIRECT is refused the store writes
 // through the page cache and relies on fdatasync.
 //
+// A prewriter keeps the active segment written with zeros PrewriteAhead
+// (32 MiB) past the log end, so group commits overwrite written blocks: on
+// a preallocated (unwritten) block every fdatasync would also commit the
+// filesystem's journal. Since direct I/O leaves nothing in the page cache,
+// the newest TailCacheSize (32 MiB) bytes of the log are kept in memory
+// for queue reads.
+//
 // # Group commit
 //
 // Appends encode their records straight into the current aligned write
 // buffer under one mutex and wait for their epoch. One goroutine writes an
 // epoch with a single pwritev; a second fdatasyncs it, makes its records
-// readable (consume queue and index) and releases its waiters, while the
-// first already writes the next epoch. Under FlushAsync an epoch is released
+// readable (consume queue; their keys go to a third goroutine for the key
+// index) and releases its waiters, while the first already writes the next
+// epoch. Under FlushAsync an epoch is released
 // after its write and fdatasync runs every FlushInterval.
 //
 // # Consume queues
