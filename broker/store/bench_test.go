@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,6 +47,10 @@ func benchConfig(dir string) Config {
 	}
 	if d, err := time.ParseDuration(os.Getenv("STRATA_BENCH_CHECKPOINT")); err == nil {
 		c.CheckpointInterval = d
+	}
+	// STRATA_BENCH_PREWRITE=-1 turns the prewriter off, for A/B runs.
+	if n, err := strconv.ParseInt(os.Getenv("STRATA_BENCH_PREWRITE"), 10, 64); err == nil {
+		c.PrewriteAhead = n
 	}
 	return c
 }

@@ -70,7 +70,9 @@ func (p *prewriter) claim(seg *segment, end int64) {
 	for p.busy == seg && end > p.done {
 		p.cond.Wait()
 	}
-	p.cond.Broadcast() // the flusher moved: more may be due
+	if _, _, _, due := p.next(); due {
+		p.cond.Broadcast() // wake run only when there is work: claim is per commit
+	}
 	p.mu.Unlock()
 }
 
