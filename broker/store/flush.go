@@ -266,6 +266,7 @@ func (s *Store) complete(c *commit, unsynced map[*segment]bool) {
 	s.dispatched.Store(c.end)
 	s.publishKeys(c.end)
 	s.notifyTouched()
+	s.notifyEnd()
 	s.stats.commits.Add(1)
 	// A segment sealed by this commit is marked sealed (and OnSeal told)
 	// before the waiters go, so Seal returns with the segment sealed.

@@ -129,6 +129,10 @@ type Store struct {
 	idxPaused  bool
 	idxRetryAt time.Time
 
+	// endCh is closed when the log end moves, if WaitLogEnd made one.
+	endMu sync.Mutex
+	endCh chan struct{}
+
 	ckptMu   sync.Mutex
 	ckptDone int64 // log offset of the last checkpoint
 
@@ -396,19 +400,14 @@ func (s *Store) Append(ctx context.Context, msgs []remoting.MessageExt) error {
 			break
 		}
 		if spare == nil {
-			select {
-			case spare = <-s.free:
-			default:
+			b, waited, err := s.takeFreeLocked(ctx)
+			if err != nil {
 				s.mu.Unlock()
-				select {
-				case spare = <-s.free:
-				case <-ctx.Done():
-					return fmt.Errorf("store: waiting for a write buffer: %w", ctx.Err())
-				case <-s.quit:
-					return ErrClosed
-				}
-				s.mu.Lock()
-				continue
+				return err
+			}
+			spare = b
+			if waited {
+				continue // s.mu was released: look again
 			}
 		}
 		if needSeg {
@@ -486,6 +485,26 @@ var timerPool = sync.Pool{New: func() any {
 	t.Stop()
 	return t
 }}
+
+// takeFreeLocked takes a free write buffer. If none is free it waits with
+// s.mu released, and reports that it did; s.mu is held again on return.
+func (s *Store) takeFreeLocked(ctx context.Context) (b *wbuf, waited bool, err error) {
+	select {
+	case b = <-s.free:
+		return b, false, nil
+	default:
+	}
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case b = <-s.free:
+		return b, true, nil
+	case <-ctx.Done():
+		return nil, true, fmt.Errorf("store: waiting for a write buffer: %w", ctx.Err())
+	case <-s.quit:
+		return nil, true, ErrClosed
+	}
+}
 
 func (s *Store) putFree(b *wbuf) {
 	if b != nil {
