@@ -234,3 +234,9 @@ func (p Pending) Wait(ctx context.Context) error {
 	}
 	return p.s.wait(ctx, p.ep)
 }
+
+// RecordEnd returns the log offset after the record of m, a message that
+// Append stored: what a replica must hold for m to be on it.
+func RecordEnd(m *remoting.MessageExt) int64 {
+	return m.PhysicalOffset + int64(m.Size()) + recordOverhead
+}

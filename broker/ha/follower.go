@@ -1,0 +1,250 @@
+package ha
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/strata-mq/strata/broker/store"
+)
+
+// FollowerLog is a follower's commit log as replication writes it
+// (store.Store).
+type FollowerLog interface {
+	LogEnd() int64
+	SegmentSize() int64
+	AppendRaw(ctx context.Context, off int64, data []byte) (store.Pending, int64, error)
+}
+
+// FollowerConfig configures a Follower.
+type FollowerConfig struct {
+	// BrokerName and BrokerID identify the follower (id 1 and up).
+	BrokerName string
+	BrokerID   int64
+	// Log is the follower's commit log.
+	Log FollowerLog
+	// Leader returns the current leader's replication address, or "" while
+	// none is known (the broker learns it from the name servers).
+	Leader func() string
+	// MaxFrame bounds the log bytes of one frame. Default 16 MiB.
+	MaxFrame int
+	// Heartbeat is the leader's heartbeat interval; a leader silent for 5
+	// of them is given up. Default 1s.
+	Heartbeat time.Duration
+	// Logger receives the follower's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Follower copies its leader's log.
+type Follower struct {
+	cfg FollowerConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	st     ReplicaStatus
+	caught time.Time // last time the log held everything the leader had reported
+}
+
+// ReplicaStatus is a follower's view of its replication.
+type ReplicaStatus struct {
+	Leader    string `json:"leader"`
+	Connected bool   `json:"connected"`
+	LogEnd    int64  `json:"logEnd"`
+	LeaderEnd int64  `json:"leaderEnd"`
+	LagBytes  int64  `json:"lagBytes"`
+	LagMillis int64  `json:"lagMillis"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// NewFollower returns a Follower; Run copies the log.
+func NewFollower(cfg FollowerConfig) *Follower {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 16 << 20
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Follower{cfg: cfg, log: cfg.Logger.With("component", "ha-follower")}
+}
+
+// Run copies the leader's log until ctx ends, reconnecting with backoff.
+func (f *Follower) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		addr := f.cfg.Leader()
+		var err error
+		if addr == "" {
+			err = errors.New("no leader known")
+		} else {
+			t0 := time.Now()
+			err = f.session(ctx, addr)
+			if time.Since(t0) > 10*time.Second {
+				backoff = 100 * time.Millisecond // it was a working session
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		f.st.Connected = false
+		f.st.LastError = err.Error()
+		f.mu.Unlock()
+		f.log.Warn("replication interrupted", "leader", addr, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// pendingAck is an appended frame whose durability the acker waits for.
+type pendingAck struct {
+	p   store.Pending
+	end int64
+}
+
+// session is one connection to the leader.
+func (f *Follower) session(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: 3 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	lg := f.cfg.Log
+	end := lg.LogEnd()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end}.encode()); err != nil {
+		return fmt.Errorf("ha: send hello: %w", err)
+	}
+	a, err := readAnswer(c)
+	if err != nil {
+		return err
+	}
+	if a.status != statusOK {
+		return fmt.Errorf("ha: the leader refused this follower: %s", a.msg)
+	}
+	if a.start != end {
+		return fmt.Errorf("%w: the leader starts the stream at %d, the log ends at %d", ErrProtocol, a.start, end)
+	}
+	c.SetDeadline(time.Time{})
+	f.mu.Lock()
+	f.st.Leader, f.st.Connected, f.st.LeaderEnd, f.st.LastError = addr, true, a.end, ""
+	f.mu.Unlock()
+	f.log.Info("replicating", "leader", addr, "from", end, "leader_end", a.end)
+
+	acks := make(chan pendingAck, 256)
+	ackErr := make(chan error, 1)
+	go func() { ackErr <- f.ack(ctx, c, acks) }()
+	err = f.receive(ctx, c, end, acks)
+	close(acks)
+	c.Close()
+	if aerr := <-ackErr; err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// receive reads frames and appends them until the connection fails.
+func (f *Follower) receive(ctx context.Context, c net.Conn, off int64, acks chan<- pendingAck) error {
+	r := bufio.NewReaderSize(c, 256<<10)
+	var hdr [frameLen]byte
+	buf := make([]byte, 0, 1<<20)
+	for {
+		c.SetReadDeadline(time.Now().Add(5 * f.cfg.Heartbeat))
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return fmt.Errorf("ha: read from the leader: %w", err)
+		}
+		h, err := parseFrameHeader(hdr[:], f.cfg.MaxFrame)
+		if err != nil {
+			return err
+		}
+		if h.n > 0 && h.off != off {
+			return fmt.Errorf("%w: frame for log offset %d, expected %d", ErrProtocol, h.off, off)
+		}
+		if cap(buf) < h.n {
+			buf = make([]byte, h.n)
+		}
+		data := buf[:h.n]
+		if _, err := io.ReadFull(r, data); err != nil {
+			return fmt.Errorf("ha: read from the leader: %w", err)
+		}
+		var p store.Pending
+		if h.n > 0 {
+			var aerr error
+			p, off, aerr = f.cfg.Log.AppendRaw(ctx, h.off, data)
+			if aerr != nil {
+				// The records before the bad one were taken; ack them and
+				// start over from the new end.
+				acks <- pendingAck{p, off}
+				return fmt.Errorf("ha: append the leader's log at %d: %w", h.off, aerr)
+			}
+		}
+		f.mu.Lock()
+		f.st.LeaderEnd = h.leaderEnd
+		f.mu.Unlock()
+		acks <- pendingAck{p, off}
+	}
+}
+
+// ack sends each appended frame's log end once it is durable.
+func (f *Follower) ack(ctx context.Context, c net.Conn, acks <-chan pendingAck) error {
+	w := bufio.NewWriterSize(c, 4096)
+	var b [ackLen]byte
+	var failed error
+	for a := range acks {
+		if failed != nil {
+			continue // drain until receive stops
+		}
+		if err := a.p.Wait(ctx); err != nil {
+			failed = fmt.Errorf("ha: local log: %w", err)
+			c.Close()
+			continue
+		}
+		binary.BigEndian.PutUint64(b[:], uint64(a.end))
+		w.Write(b[:])
+		f.mu.Lock()
+		f.st.LogEnd = a.end
+		if a.end >= f.st.LeaderEnd {
+			f.caught = time.Now()
+		}
+		f.mu.Unlock()
+		if len(acks) == 0 {
+			c.SetWriteDeadline(time.Now().Add(5 * f.cfg.Heartbeat))
+			if err := w.Flush(); err != nil {
+				failed = fmt.Errorf("ha: ack to the leader: %w", err)
+				c.Close()
+			}
+		}
+	}
+	return failed
+}
+
+// Status returns the follower's view of its replication.
+func (f *Follower) Status() ReplicaStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.st
+	if !st.Connected {
+		st.LogEnd = f.cfg.Log.LogEnd()
+	}
+	st.LagBytes = max(0, st.LeaderEnd-st.LogEnd)
+	if st.LagBytes > 0 && !f.caught.IsZero() {
+		st.LagMillis = time.Since(f.caught).Milliseconds()
+	}
+	return st
+}
