@@ -36,12 +36,31 @@ type Config struct {
 	// ClusterName and BrokerName identify the broker. Defaults
 	// "DefaultCluster" and "broker-a".
 	ClusterName, BrokerName string
-	// BrokerID is 0 for the leader; tier readers have 1 and up.
+	// BrokerID is 0 for the leader; followers and tier readers have 1 and
+	// up.
 	BrokerID int64
-	// Role is RoleLeader (the default) or RoleReader: a tier reader
-	// serves the offloaded history of BrokerName from Tier, with no local
-	// log; its DataDir holds only scratch files, emptied at start.
+	// Role is RoleLeader (the default for broker id 0), RoleFollower (the
+	// default for ids 1 and up): a replica of the leader's log, or
+	// RoleReader: a tier reader serves the offloaded history of BrokerName
+	// from Tier, with no local log; its DataDir holds only scratch files,
+	// emptied at start.
 	Role Role
+	// HAListen is a leader's replication port. Default: Listen's host with
+	// the next port (10912).
+	HAListen string
+	// Replication is ReplicationAsync (the default) or ReplicationSync:
+	// a send is acknowledged once MinInSyncReplicas copies hold it, and
+	// refused at once while fewer copies are in sync.
+	Replication string
+	// MinInSyncReplicas is how many copies, the leader's included, a send
+	// needs under sync replication. Default 1 (async), 2 (sync).
+	MinInSyncReplicas int
+	// ReplicaMaxLag is how long a follower may go without catching up with
+	// the leader and still count as in sync. Default 10s.
+	ReplicaMaxLag time.Duration
+	// ReplicateFrom, on a follower, is the leader's replication address;
+	// empty: learnt from the name servers.
+	ReplicateFrom string
 	// ReaderRefresh is how often a tier reader reloads the manifest to
 	// see newly offloaded segments. Default 2s.
 	ReaderRefresh time.Duration
@@ -95,19 +114,46 @@ func (c *Config) setDefaults() error {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:10911"
 	}
-	switch c.Role {
-	case "":
+	if c.Role == "" {
 		c.Role = RoleLeader
+		if c.BrokerID != 0 {
+			c.Role = RoleFollower
+		}
+	}
+	switch c.Role {
 	case RoleLeader:
 		if c.BrokerID != 0 {
-			return fmt.Errorf("broker: a leader has broker id 0, not %d (followers come with replication)", c.BrokerID)
+			return fmt.Errorf("broker: a leader has broker id 0, not %d", c.BrokerID)
+		}
+	case RoleFollower:
+		if c.BrokerID < 1 {
+			return fmt.Errorf("broker: a follower needs a broker id of 1 or more, not %d", c.BrokerID)
+		}
+		if c.Tier.Store != nil {
+			return errors.New("broker: followers do not use a cold tier yet; only the leader offloads")
 		}
 	case RoleReader:
 		if err := prepareReader(c); err != nil {
 			return err
 		}
 	default:
-		return fmt.Errorf("broker: unknown role %q (leader or reader)", c.Role)
+		return fmt.Errorf("broker: unknown role %q (leader, follower or reader)", c.Role)
+	}
+	switch c.Replication {
+	case "":
+		c.Replication = ReplicationAsync
+	case ReplicationAsync, ReplicationSync:
+	default:
+		return fmt.Errorf("broker: replication %q: async or sync", c.Replication)
+	}
+	if c.MinInSyncReplicas <= 0 {
+		c.MinInSyncReplicas = 1
+		if c.Replication == ReplicationSync {
+			c.MinInSyncReplicas = 2
+		}
+	}
+	if c.MinInSyncReplicas > 1 && c.Replication != ReplicationSync {
+		return fmt.Errorf("broker: --min-insync-replicas %d needs --replication sync", c.MinInSyncReplicas)
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "DefaultCluster"
@@ -180,6 +226,7 @@ type Broker struct {
 	retKick      chan struct{}
 	rebuilding   string // the rebuild marker's path while a rebuild is unfinished
 
+	repl       replication     // broker/ha: a leader's followers or a follower's copy
 	members    membersPtr      // this broker name's members, from the name servers
 	leaderLink link            // a reader's connection to its leader
 	refresh    manifestRefresh // a reader's manifest reloads
@@ -286,6 +333,10 @@ func (b *Broker) Start(ctx context.Context) (net.Addr, error) {
 			b.store.SetStoreHost(ap)
 		}
 	}
+	if err := b.startReplication(ctx); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -307,9 +358,11 @@ func (b *Broker) Serve(ln net.Listener) error {
 		})
 		b.wg.Add(1)
 		go b.backgroundLoop()
-		b.sched.start()
-		b.wg.Add(1)
-		go b.txn.loop()
+		if !b.follower() { // a follower's copy carries what these write
+			b.sched.start()
+			b.wg.Add(1)
+			go b.txn.loop()
+		}
 		b.startTier()
 	}
 	srv := b.srv
@@ -347,6 +400,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(b.quit)
+	b.stopReplication()
 	b.sched.stop()
 	b.wg.Wait()
 	if err := b.offsets.Flush(); err != nil {
@@ -399,6 +453,12 @@ func (b *Broker) backgroundLoop() {
 			b.register()
 		case <-members.C:
 			b.refreshMembers()
+			if b.follower() {
+				b.syncTopicsFromLeader()
+				if b.repl.leaderHA.Load() == nil {
+					b.register() // the answer names the leader's replication port
+				}
+			}
 		}
 	}
 }
@@ -453,13 +513,16 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 // successor had read the old offset. A leader's commit is a map update; a
 // reader forwards it to the leader, which may block, so a reader does not.
 func (b *Broker) servedInOrder(code int16) bool {
-	return code == remoting.ReqUpdateConsumerOffset && !b.reader()
+	return code == remoting.ReqUpdateConsumerOffset && !b.reader() && !b.follower()
 }
 
 type handlerFunc func(c *remoting.Conn, req *remoting.Command) *remoting.Command
 
 func (b *Broker) handler(code int16) handlerFunc {
-	if b.reader() {
+	if code == remoting.ReqGetReplicationStatus {
+		return b.handleReplicationStatus
+	}
+	if b.reader() || b.follower() {
 		if h, ok := b.readerHandler(code); ok {
 			return h
 		}

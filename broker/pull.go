@@ -123,6 +123,11 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 			return b.coldPull(req, h, match, r)
 		}
 	}
+	if b.follower() {
+		if resp, ok := b.followerPull(req, h, r); ok {
+			return resp, false // suggestWhichBrokerId 0: the leader
+		}
+	}
 	code := remoting.RespSuccess
 	next := r.NextOffset
 	switch r.Status {
@@ -140,7 +145,14 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 	case store.OffsetOverflowOne:
 		code = remoting.RespPullNotFound
 	}
-	return b.pullResponse(req, code, h.topic, next, r.MinOffset, r.MaxOffset, r.Records), code == remoting.RespPullNotFound
+	resp = b.pullResponse(req, code, h.topic, next, r.MinOffset, r.MaxOffset, r.Records)
+	switch {
+	case b.follower() && code == remoting.RespSuccess:
+		setSuggest(resp, b.cfg.BrokerID) // a consumer reading history stays
+	case code == remoting.RespSuccess:
+		setSuggest(resp, b.suggestFollower(h.queueID, r.Records))
+	}
+	return resp, code == remoting.RespPullNotFound
 }
 
 // pullResponse builds a pull response; on success its body is recs one

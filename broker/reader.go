@@ -159,8 +159,8 @@ func (b *Broker) readerHandler(code int16) (handlerFunc, bool) {
 }
 
 func (b *Broker) refuseOnReader(c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	return errResponse(req, remoting.RespNoPermission, "broker %s id %d is a tier reader: %s goes to the leader (broker id 0)",
-		b.cfg.BrokerName, b.cfg.BrokerID, remoting.RequestCodeName(req.Code))
+	return errResponse(req, remoting.RespNoPermission, "broker %s id %d is a %s: %s goes to the leader (broker id 0)",
+		b.cfg.BrokerName, b.cfg.BrokerID, b.cfg.Role, remoting.RequestCodeName(req.Code))
 }
 
 // forwardToLeader passes a consumer-offset request to the leader, which
@@ -245,7 +245,7 @@ func (b *Broker) refreshMembers() {
 		if bd, ok := ci.BrokerAddrTable[b.cfg.BrokerName]; ok {
 			gm.leader = bd.BrokerAddrs[0]
 			for id := range bd.BrokerAddrs {
-				if id != 0 {
+				if id != 0 && !b.isFollower(id) {
 					gm.readers = append(gm.readers, id)
 				}
 			}

@@ -52,8 +52,9 @@ func (b *Broker) registration() namesrv.Registration {
 	ts, counter := b.topics.DataVersion()
 	r := namesrv.Registration{
 		ClusterName: b.cfg.ClusterName, BrokerName: b.cfg.BrokerName, BrokerAddr: b.addr, BrokerID: b.cfg.BrokerID,
-		Topics:      map[string]namesrv.TopicConfig{},
-		DataVersion: namesrv.DataVersion{Timestamp: ts, Counter: counter},
+		HAServerAddr: b.repl.addr,
+		Topics:       map[string]namesrv.TopicConfig{},
+		DataVersion:  namesrv.DataVersion{Timestamp: ts, Counter: counter},
 	}
 	for _, tc := range b.topics.List() {
 		r.Topics[tc.Name] = namesrv.TopicConfig{ReadQueueNums: tc.ReadQueues, WriteQueueNums: tc.WriteQueues,
@@ -124,6 +125,9 @@ func (b *Broker) register() {
 					var res namesrv.RegisterResult
 					if res, err = namesrv.DecodeRegisterBrokerResponse(resp); err == nil && res.Warning != "" {
 						b.log.Warn("name server accepted the registration in part", "namesrv", addr, "warning", res.Warning)
+					}
+					if err == nil {
+						b.learnLeader(res.HAServerAddr)
 					}
 				}
 			}

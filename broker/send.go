@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-mq/strata/broker/ha"
 	"github.com/strata-mq/strata/broker/store"
 	"github.com/strata-mq/strata/remoting"
 )
@@ -192,11 +193,18 @@ func (b *Broker) topicForSend(req *remoting.Command, topic string, queues int) (
 func (b *Broker) appendAndRespond(req *remoting.Command, msgs []remoting.MessageExt) *remoting.Command {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := b.store.Append(ctx, msgs)
+	err := b.appendReplicated(ctx, msgs)
 	code := remoting.RespSuccess
 	remark := ""
+	var notStored errNotStored
 	switch {
 	case err == nil:
+	case errors.As(err, &notStored):
+		return errResponse(req, remoting.RespServiceNotAvailable, "not stored: %v", err)
+	case errors.Is(err, ha.ErrNotEnoughReplicas):
+		code, remark = remoting.RespSlaveNotAvailable, err.Error()
+	case errors.Is(err, ha.ErrReplicationTimeout):
+		code, remark = remoting.RespFlushSlaveTimeout, err.Error()
 	case errors.Is(err, store.ErrFlushTimeout):
 		code, remark = remoting.RespFlushDiskTimeout, err.Error()
 	case errors.Is(err, store.ErrDiskFull), errors.Is(err, store.ErrFailed), errors.Is(err, store.ErrClosed):

@@ -553,3 +553,27 @@ func removeStaleTemp(path string, log *slog.Logger) {
 		log.Info("removed stale temporary file", "path", tmp)
 	}
 }
+
+// replaceAll makes the table equal to table (a follower copying its
+// leader's), skipping configs that do not validate.
+func (m *TopicManager) replaceAll(table map[string]TopicConfig) error {
+	return m.update(func(t map[string]TopicConfig) (bool, error) {
+		changed := false
+		for name := range t {
+			if _, ok := table[name]; !ok {
+				delete(t, name)
+				changed = true
+			}
+		}
+		for name, cfg := range table {
+			if cfg.Name != name || cfg.Validate() != nil {
+				continue
+			}
+			if old, ok := t[name]; !ok || old != cfg {
+				t[name] = cfg
+				changed = true
+			}
+		}
+		return changed, nil
+	})
+}

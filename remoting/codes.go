@@ -70,6 +70,9 @@ const (
 	// ReqGetTierStatus is a Strata extension: a broker's cold-tier status
 	// (JSON body). Codes from 30000 are Strata's own; RocketMQ uses none.
 	ReqGetTierStatus int16 = 30001
+	// ReqGetReplicationStatus is a Strata extension: a broker's
+	// replication state (role, log end, followers and their lag) as JSON.
+	ReqGetReplicationStatus int16 = 30002
 	// ReqDeleteTopicInBroker deletes a topic on a broker.
 	ReqDeleteTopicInBroker int16 = 215
 	// ReqDeleteTopicInNameSrv deletes a topic's routes on a name server.
@@ -169,6 +172,7 @@ const (
 
 var requestCodeNames = map[int16]string{
 	ReqGetTierStatus:                 "STRATA_GET_TIER_STATUS",
+	ReqGetReplicationStatus:          "STRATA_GET_REPLICATION_STATUS",
 	ReqSendMessage:                   "SEND_MESSAGE",
 	ReqPullMessage:                   "PULL_MESSAGE",
 	ReqQueryMessage:                  "QUERY_MESSAGE",

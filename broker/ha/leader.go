@@ -60,7 +60,8 @@ type Leader struct {
 
 	mu      sync.Mutex
 	peers   map[int64]*peer
-	changed chan struct{} // closed when an ack or a membership change arrives
+	seen    map[int64]bool // broker ids that ever connected as followers
+	changed chan struct{}  // closed when an ack or a membership change arrives
 	conns   map[net.Conn]struct{}
 	closed  bool
 
@@ -101,7 +102,7 @@ func NewLeader(cfg LeaderConfig) *Leader {
 		cfg.Logger = slog.Default()
 	}
 	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"),
-		peers: map[int64]*peer{}, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
+		peers: map[int64]*peer{}, seen: map[int64]bool{}, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 }
 
 // Serve accepts followers on ln until ctx ends or Close; it closes ln.
@@ -181,6 +182,7 @@ func (l *Leader) serveConn(ctx context.Context, c net.Conn) {
 		old.conn.Close() // a follower that reconnected: its old session ends
 	}
 	l.peers[h.id] = p
+	l.seen[h.id] = true
 	l.broadcastLocked()
 	l.mu.Unlock()
 	l.log.Info("follower connected", "id", h.id, "remote", p.addr, "from", h.end, "leader_end", a.end)
@@ -410,4 +412,31 @@ func (l *Leader) InSync() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.inSyncCountLocked(time.Now()) + 1
+}
+
+// IsFollower reports whether broker id ever connected as a follower since
+// the leader started (the broker tells followers from tier readers so).
+func (l *Leader) IsFollower(id int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[id]
+}
+
+// Holding returns the id of an in-sync follower that holds the log up to
+// end, picking among them by pick; 0 if none does.
+func (l *Leader) Holding(end int64, pick int) int64 {
+	now := time.Now()
+	l.mu.Lock()
+	var ids []int64
+	for id, p := range l.peers {
+		if p.acked >= end && l.inSyncLocked(p, now) {
+			ids = append(ids, id)
+		}
+	}
+	l.mu.Unlock()
+	if len(ids) == 0 {
+		return 0
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids[pick%len(ids)]
 }

@@ -45,6 +45,10 @@ type serverConfig struct {
 	Tier             string        `env:"TIER"`
 	HotRetention     string        `env:"HOT_RETENTION"`
 	CacheSize        byteSize      `env:"CACHE_SIZE"`
+	HAListen         string        `env:"HA_LISTEN"`
+	Replication      string        `env:"REPLICATION"`
+	MinInsync        int           `env:"MIN_INSYNC_REPLICAS"`
+	ReplicateFrom    string        `env:"REPLICATE_FROM"`
 	// TransactionTimeout and TransactionCheckInterval tune the check-back
 	// of transactional half messages (tests make them small).
 	TransactionTimeout       time.Duration `env:"TRANSACTION_TIMEOUT"`
@@ -58,10 +62,14 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.SegmentSize, "segment-size", "commit-log segment size (64MiB, 1GiB)")
 	fs.StringVar(&c.Flush, "flush", c.Flush, "sync (acknowledge after fdatasync) or async")
 	fs.DurationVar(&c.SegmentMaxAge, "segment-max-age", c.SegmentMaxAge, "seal the active segment after this long even if not full")
-	fs.StringVar(&c.Role, "role", c.Role, "leader, or reader: a tier reader serving --broker-name's offloaded history from --tier (needs --broker-id 1 or more)")
+	fs.StringVar(&c.Role, "role", c.Role, "leader (broker id 0), follower (a replica of the leader's log; the default for --broker-id 1 and up), or reader: a tier reader serving --broker-name's offloaded history from --tier (needs --broker-id 1 or more)")
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "cluster name")
 	fs.StringVar(&c.BrokerName, "broker-name", c.BrokerName, "broker name")
-	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader; 1 and up for tier readers")
+	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader; 1 and up for followers and tier readers")
+	fs.StringVar(&c.HAListen, "ha-listen", c.HAListen, "a leader's replication address (default: --listen's host, next port: 10912)")
+	fs.StringVar(&c.Replication, "replication", c.Replication, "async, or sync: acknowledge a send once --min-insync-replicas copies hold it")
+	fs.IntVar(&c.MinInsync, "min-insync-replicas", c.MinInsync, "copies, the leader's included, a send needs under --replication sync (default 2); fewer in sync: sends fail at once")
+	fs.StringVar(&c.ReplicateFrom, "replicate-from", c.ReplicateFrom, "a follower's leader replication address (default: learnt from the name servers)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "ip:port clients dial (default: --listen, 0.0.0.0 as 127.0.0.1)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create topics on first send")
 	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
@@ -80,7 +88,7 @@ func defaultServerConfig(standalone bool) serverConfig {
 	c := serverConfig{
 		DataDir: "./strata-data", Listen: ":10911", NamesrvListen: ":9876", Namesrv: "127.0.0.1:9876",
 		HTTPListen: "127.0.0.1:8080", SegmentSize: 1 << 30, Flush: "sync", SegmentMaxAge: 10 * time.Minute,
-		Role: "leader", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
+		Replication: "async", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
 		HotRetention: "80%", CacheSize: 512 << 20,
 		TransactionTimeout: 6 * time.Second, TransactionCheckInterval: 5 * time.Second,
 	}
@@ -110,8 +118,21 @@ func splitAddrs(s string) []string {
 
 func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg prometheus.Registerer, standalone bool) (broker.Config, error) {
 	role := broker.Role(c.Role)
+	if role == "" {
+		role = broker.RoleLeader
+		if c.BrokerID > 0 {
+			role = broker.RoleFollower
+		}
+	}
 	switch role {
 	case broker.RoleLeader:
+	case broker.RoleFollower:
+		if standalone {
+			return broker.Config{}, errors.New("--role follower is for `strata broker`; standalone runs a leader")
+		}
+		if c.BrokerID < 1 {
+			return broker.Config{}, errors.New("--role follower needs --broker-id 1 or more")
+		}
 	case broker.RoleReader:
 		if standalone {
 			return broker.Config{}, errors.New("--role reader is for `strata broker`; standalone runs a leader")
@@ -119,10 +140,8 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 		if c.Tier == "" || c.Tier == "none" {
 			return broker.Config{}, errors.New("--role reader needs --tier: the object store whose history it serves")
 		}
-	case "follower":
-		return broker.Config{}, errors.New("--role follower is not available yet (replication is a later issue)")
 	default:
-		return broker.Config{}, fmt.Errorf("--role %q: leader or reader", c.Role)
+		return broker.Config{}, fmt.Errorf("--role %q: leader, follower or reader", c.Role)
 	}
 	flush, err := store.ParseFlushMode(c.Flush)
 	if err != nil {
@@ -133,6 +152,7 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 		BrokerName: c.BrokerName, BrokerID: c.BrokerID, Role: role, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
 		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
+		HAListen: c.HAListen, Replication: c.Replication, MinInSyncReplicas: c.MinInsync, ReplicateFrom: c.ReplicateFrom,
 		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
 	}
 	tierURL := c.Tier
