@@ -32,6 +32,11 @@ commands:
                      start the name servers route by (--all includes
                      system topics)
 
+  cluster status [--cluster C]
+                     each broker group: its leader, followers and tier
+                     readers, the epoch, the in-sync copies, and each
+                     follower's replication lag in bytes and time
+
 Each command takes --namesrv (default 127.0.0.1:9876, or STRATA_NAMESRV).
 Brokers accept topic changes from loopback peers only until ACLs exist.
 `
@@ -54,6 +59,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return adminTopicDescribe(ctx, args[2:], stdout, stderr)
 	case "tier status":
 		return adminTierStatus(ctx, args[2:], stdout, stderr)
+	case "cluster status":
+		return adminClusterStatus(ctx, args[2:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "strata admin: unknown command %q\n\n%s", strings.Join(args[:2], " "), adminUsage)
 	return fmt.Errorf("%w: unknown admin command %q", errUsage, strings.Join(args[:2], " "))
@@ -285,6 +292,79 @@ func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Write
 				}
 			}
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", q.Topic, q.QueueID, cold, hot, rhs)
+		}
+		tw.Flush()
+	}
+	return errors.Join(errs...)
+}
+
+func adminClusterStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := adminTopicConfig{ToolConfig: defaultClientConfig()}
+	fs := newAdminFlags("cluster status", stderr)
+	if err := parseToolFlags(&c, fs, args, func(fs *flag.FlagSet) {
+		c.flags(fs)
+		fs.StringVar(&c.Cluster, "cluster", c.Cluster, "only brokers of this cluster")
+	}); err != nil {
+		return err
+	}
+	cl, err := c.newClient(stderr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ci, err := cl.ClusterInfo(ctx)
+	if err != nil {
+		return explain(err, &c.ToolConfig, "")
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(ci.Brokers)) {
+		bd := ci.Brokers[name]
+		if c.Cluster != "" && bd.Cluster != c.Cluster {
+			continue
+		}
+		ids := slices.Sorted(maps.Keys(bd.Addrs))
+		var lead *client.ReplicationStatus
+		if addr := bd.LeaderAddr(); addr != "" {
+			st, err := cl.ReplicationStatus(ctx, addr)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("broker %s leader (%s): %w", name, addr, err))
+			} else {
+				lead = &st
+			}
+		}
+		fmt.Fprintf(stdout, "group %s (cluster %s)\n", name, bd.Cluster)
+		if lead == nil {
+			fmt.Fprintln(stdout, "  no live leader")
+		} else {
+			fmt.Fprintf(stdout, "  leader %s, epoch %d, log [%d, %d), replication %s, in sync %d of min %d\n",
+				lead.Addr, lead.Epoch, lead.LogStart, lead.LogEnd, lead.Replication, lead.InSync, lead.MinInSync)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tROLE\tADDR\tLOG END\tLAG BYTES\tLAG\tIN SYNC")
+		for _, id := range ids {
+			addr := bd.Addrs[id]
+			st, err := cl.ReplicationStatus(ctx, addr)
+			if err != nil {
+				fmt.Fprintf(tw, "  %d\t?\t%s\t-\t-\t-\t%v\n", id, addr, err)
+				continue
+			}
+			lagB, lag, insync := "-", "-", "-"
+			if lead != nil && st.Role == "follower" {
+				insync = "no"
+				for _, f := range lead.Followers {
+					if f.ID == id {
+						lagB = strconv.FormatInt(f.LagBytes, 10)
+						lag = (time.Duration(f.LagMillis) * time.Millisecond).String()
+						if f.InSync {
+							insync = "yes"
+						}
+					}
+				}
+			}
+			if st.Role == "leader" {
+				insync = "yes"
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%s\t%s\n", id, st.Role, addr, st.LogEnd, lagB, lag, insync)
 		}
 		tw.Flush()
 	}
