@@ -128,6 +128,14 @@ type Config struct {
 	// never repeat. It must be a multiple of 64 KiB. Ignored once the store
 	// has segments.
 	StartOffset int64
+	// Truncate, with TruncateTo, drops the log from log offset TruncateTo
+	// on at open: a replica whose tail diverged from its new leader's (an
+	// old leader's unacknowledged writes) cuts it off before it copies the
+	// leader's log. TruncateTo must be where a record or a segment starts.
+	// The first of the dropped bytes are kept in a quarantine file, as torn
+	// tails are; later segments are removed.
+	Truncate   bool
+	TruncateTo int64
 	// QueueStart, if set, gives the first offset of a queue the store has
 	// never held (a queue whose history lives only in the cold tier), so its
 	// offsets continue after the offloaded ones. It is called with the

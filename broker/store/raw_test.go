@@ -274,3 +274,63 @@ func TestWaitLogEnd(t *testing.T) {
 		t.Fatalf("WaitLogEnd with nothing appended: %v", err)
 	}
 }
+
+func TestOpenTruncated(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	s := openTest(t, cfg)
+	for i := 0; i < 100; i++ {
+		if err := s.Append(ctx, []remoting.MessageExt{testMsg("t", int32(i%2), i, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := s.LogEnd()
+	keep := []int64{s.MaxOffset("t", 0), s.MaxOffset("t", 1)}
+	for i := 100; i < 700; i++ { // on into later segments
+		if err := s.Append(ctx, []remoting.MessageExt{testMsg("t", int32(i%2), i, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.Segments()) < 3 {
+		t.Fatalf("%d segments; the test wants the cut in an earlier one", len(s.Segments()))
+	}
+	s.Close()
+
+	bad := cfg
+	bad.Truncate, bad.TruncateTo = true, cut+7
+	if _, err := Open(ctx, bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncating inside a record: %v", err)
+	}
+	tc := cfg
+	tc.Truncate, tc.TruncateTo = true, cut
+	s = openTest(t, tc)
+	if s.LogEnd() != cut || len(s.Segments()) != 1 {
+		t.Fatalf("truncated store ends at %d with %d segments, want %d and 1", s.LogEnd(), len(s.Segments()), cut)
+	}
+	for q := range 2 {
+		if got := s.MaxOffset("t", int32(q)); got != keep[q] {
+			t.Fatalf("queue %d: %d messages after truncation, want %d", q, got, keep[q])
+		}
+	}
+	if recs, _ := s.QueryByKey("t", "key-500", 4, 0, time.Now().UnixMilli()+1000); len(recs) != 0 {
+		t.Fatal("a truncated message is still found by key")
+	}
+	// The log goes on from the cut, and a plain reopen keeps it so.
+	for i := 0; i < 10; i++ {
+		if err := s.Append(ctx, []remoting.MessageExt{testMsg("t", 0, 1000+i, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := s.LogEnd()
+	s.Close()
+	s = openTest(t, cfg)
+	defer s.Close()
+	if s.LogEnd() != end || s.MaxOffset("t", 0) != keep[0]+10 {
+		t.Fatalf("reopened: end %d (want %d), queue 0 has %d (want %d)", s.LogEnd(), end, s.MaxOffset("t", 0), keep[0]+10)
+	}
+	got := readAll(t, s, "t", 0)
+	if m := got[len(got)-1]; !bytes.HasPrefix(m.Body, []byte("t/0/1009|")) || m.QueueOffset != keep[0]+9 {
+		t.Fatalf("last message %q at %d", m.Body[:12], m.QueueOffset)
+	}
+}

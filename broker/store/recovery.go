@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,21 @@ func (s *Store) recover(ctx context.Context) error {
 	if hasCkpt && ckpt > start {
 		start = ckpt
 	}
+	limit := int64(math.MaxInt64)
+	if s.cfg.Truncate {
+		if len(s.segs) > 0 && s.cfg.TruncateTo < s.segs[0].base {
+			return fmt.Errorf("store: cannot truncate to %d: the log starts at %d", s.cfg.TruncateTo, s.segs[0].base)
+		}
+		limit = s.cfg.TruncateTo
+		if start > limit {
+			// The checkpoint is past the cut: the scan starts at the cut,
+			// which must be where a record (or a segment) starts.
+			if err := s.checkRecordStart(limit); err != nil {
+				return err
+			}
+			start = limit
+		}
+	}
 	if len(s.segs) > 0 {
 		s.minLog.Store(s.segs[0].base)
 	}
@@ -58,9 +74,12 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		q.next = q.cq.count
 	}
-	end, lastTs, scanned, err := s.scan(ctx, start)
+	end, lastTs, scanned, err := s.scan(ctx, start, limit)
 	if err != nil {
 		return err
+	}
+	if s.cfg.Truncate {
+		s.log.Warn("truncating the log", "to", limit, "end_before", end)
 	}
 	s.lastTs = max(lastTs, ckptTs)
 	if err := s.fixTail(end); err != nil {
@@ -111,7 +130,7 @@ func (s *Store) loadQueues() error {
 
 // scan reads the log from start, verifying and dispatching every record,
 // and returns the offset of the end of the valid log.
-func (s *Store) scan(ctx context.Context, start int64) (end, lastTs, scanned int64, err error) {
+func (s *Store) scan(ctx context.Context, start, limit int64) (end, lastTs, scanned int64, err error) {
 	if len(s.segs) == 0 {
 		return start, 0, 0, nil
 	}
@@ -142,6 +161,12 @@ func (s *Store) scan(ctx context.Context, start int64) (end, lastTs, scanned int
 		p := 0
 	chunk:
 		for {
+			if at := sg.base + pos + int64(p); at >= limit {
+				if at > limit {
+					return 0, 0, 0, fmt.Errorf("%w: cannot truncate the log to %d: no record starts there (one starts at %d)", ErrCorrupt, limit, at)
+				}
+				return at, lastTs, scanned, nil
+			}
 			kind, sz := classify(buf[p:n], sg.base, pos+int64(p), sg.size, s.cfg.MaxMessageSize)
 			switch kind {
 			case kindRecord:
@@ -250,7 +275,7 @@ func (s *Store) fixTail(end int64) error {
 		}
 	}
 	for _, sg := range s.segs[k+1:] {
-		if sg.base > end && segmentHasData(sg) {
+		if sg.base > end && segmentHasData(sg) && !(s.cfg.Truncate && end == s.cfg.TruncateTo) {
 			// A later segment holds data only if this one was sealed, so
 			// the log does not really end here: a record in the middle is
 			// damaged. Truncating would drop acknowledged messages.
@@ -399,4 +424,31 @@ func (s *Store) quarantineTail(sg *segment, end int64) error {
 	}
 	s.log.Warn("recovery: discarded tail saved", "path", path, "bytes", last)
 	return nil
+}
+
+// checkRecordStart checks that a record, a segment or the end of the log
+// starts at log offset off.
+func (s *Store) checkRecordStart(off int64) error {
+	var sg *segment
+	for _, g := range s.segs {
+		if off >= g.base && off < g.base+g.size {
+			sg = g
+		}
+		if off == g.base {
+			return nil
+		}
+	}
+	if sg == nil {
+		return nil // past every segment: the end of the log
+	}
+	buf := make([]byte, min(int64(s.cfg.MaxMessageSize+recordOverhead), sg.size-(off-sg.base)))
+	n, err := sg.r.ReadAt(buf, off-sg.base)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("store: read %s: %w", sg.path, err)
+	}
+	switch kind, _ := classify(buf[:n], sg.base, off-sg.base, sg.size, s.cfg.MaxMessageSize); kind {
+	case kindRecord, kindEnd, kindMarker:
+		return nil
+	}
+	return fmt.Errorf("%w: cannot truncate the log to %d: no record starts there", ErrCorrupt, off)
 }
