@@ -38,9 +38,24 @@ type FollowerConfig struct {
 	// Heartbeat is the leader's heartbeat interval; a leader silent for 5
 	// of them is given up. Default 1s.
 	Heartbeat time.Duration
+	// History returns the follower's epochs and SetHistory stores the
+	// leader's, durably, before any of its bytes are appended. Both nil:
+	// no epochs (classic leader/follower).
+	History    func() History
+	SetHistory func(History) error
+	// MinEpoch, if set, returns the newest epoch the broker knows of; a
+	// leader of an older one is stale and refused.
+	MinEpoch func() int64
+	// Truncate is called when the leader finds that the follower's log
+	// diverged from its own at off; Run returns after it. The broker
+	// reopens its store truncated there and starts a new Follower.
+	Truncate func(off int64)
 	// Logger receives the follower's logs. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// errTruncate ends Run: the log must be truncated first.
+var errTruncate = errors.New("ha: the log diverged from the leader's; truncating")
 
 // Follower copies its leader's log.
 type Follower struct {
@@ -92,7 +107,7 @@ func (f *Follower) Run(ctx context.Context) {
 				backoff = 100 * time.Millisecond // it was a working session
 			}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, errTruncate) {
 			return
 		}
 		f.mu.Lock()
@@ -127,16 +142,36 @@ func (f *Follower) session(ctx context.Context, addr string) error {
 	defer stop()
 	lg := f.cfg.Log
 	end := lg.LogEnd()
+	var epoch int64
+	if f.cfg.History != nil {
+		epoch = f.cfg.History().At(end)
+	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end}.encode()); err != nil {
+	if _, err := c.Write(hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end, epoch: epoch}.encode()); err != nil {
 		return fmt.Errorf("ha: send hello: %w", err)
 	}
 	a, err := readAnswer(c)
 	if err != nil {
 		return err
 	}
-	if a.status != statusOK {
+	if f.cfg.MinEpoch != nil && a.status != statusNotLeader {
+		if min := f.cfg.MinEpoch(); a.epoch < min {
+			return fmt.Errorf("ha: %s leads epoch %d, older than the group's %d: a stale leader", addr, a.epoch, min)
+		}
+	}
+	switch {
+	case a.status == statusTruncate && f.cfg.Truncate != nil:
+		f.log.Warn("the log diverged from the leader's; truncating", "leader", addr, "log_end", end, "epoch", epoch,
+			"truncate_to", a.start, "leader_epoch", a.epoch)
+		f.cfg.Truncate(a.start)
+		return errTruncate
+	case a.status != statusOK:
 		return fmt.Errorf("ha: the leader refused this follower: %s", a.msg)
+	}
+	if f.cfg.SetHistory != nil && len(a.history) > 0 {
+		if err := f.cfg.SetHistory(a.history); err != nil {
+			return err
+		}
 	}
 	if a.start != end {
 		return fmt.Errorf("%w: the leader starts the stream at %d, the log ends at %d", ErrProtocol, a.start, end)

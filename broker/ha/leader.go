@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,6 +49,10 @@ type LeaderConfig struct {
 	ChunkSize int
 	// Heartbeat is how often an idle stream sends an empty frame. Default 1s.
 	Heartbeat time.Duration
+	// Standby starts the Leader refusing followers until Lead is called
+	// (a replica under a failover controller). Without it the Leader leads
+	// epoch 0 with no history: classic leader/follower without failover.
+	Standby bool
 	// Logger receives the leader's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -61,7 +66,10 @@ type Leader struct {
 	mu      sync.Mutex
 	peers   map[int64]*peer
 	seen    map[int64]bool // broker ids that ever connected as followers
-	changed chan struct{}  // closed when an ack or a membership change arrives
+	leading bool
+	epoch   int64
+	history History
+	changed chan struct{} // closed when an ack or a membership change arrives
 	conns   map[net.Conn]struct{}
 	closed  bool
 
@@ -101,8 +109,44 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"),
+	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"), leading: !cfg.Standby,
 		peers: map[int64]*peer{}, seen: map[int64]bool{}, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
+}
+
+// Lead makes the Leader serve followers as the leader of epoch, whose
+// epochs are history (ending with epoch). Followers of an older epoch are
+// disconnected; they reconnect and are told where their logs diverged.
+func (l *Leader) Lead(epoch int64, history History) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leading && l.epoch == epoch {
+		return
+	}
+	l.leading, l.epoch, l.history = true, epoch, slices.Clone(history)
+	l.dropPeersLocked()
+}
+
+// StepDown stops leading: followers are disconnected and refused until
+// Lead.
+func (l *Leader) StepDown() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.leading = false
+	l.dropPeersLocked()
+}
+
+func (l *Leader) dropPeersLocked() {
+	for _, p := range l.peers {
+		p.conn.Close()
+	}
+	l.broadcastLocked()
+}
+
+// Epoch returns the epoch the Leader leads, and whether it leads.
+func (l *Leader) Epoch() (int64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch, l.leading
 }
 
 // Serve accepts followers on ln until ctx ends or Close; it closes ln.
@@ -203,16 +247,28 @@ func (l *Leader) serveConn(ctx context.Context, c net.Conn) {
 	l.log.Info("follower disconnected", "id", h.id, "remote", p.addr, "send_err", serr, "ack_err", rerr)
 }
 
-// admit checks a hello against the leader's log.
+// admit checks a hello against the leader's log and epochs.
 func (l *Leader) admit(h hello) answer {
 	lg := l.cfg.Log
 	end, start := lg.LogEnd(), lg.LogStart()
-	a := answer{start: h.end, end: end}
+	l.mu.Lock()
+	leading, epoch, history := l.leading, l.epoch, slices.Clone(l.history)
+	l.mu.Unlock()
+	a := answer{start: h.end, end: end, epoch: epoch, history: history}
 	switch {
+	case !leading:
+		a.status, a.msg = statusNotLeader, "this broker is not the group's leader"
 	case h.name != l.cfg.BrokerName:
 		a.status, a.msg = statusWrongName, fmt.Sprintf("this leader is broker %q, not %q", l.cfg.BrokerName, h.name)
 	case h.segmentSize != lg.SegmentSize():
 		a.status, a.msg = statusSegmentSize, fmt.Sprintf("segment size %d differs from the leader's %d (--segment-size must match)", h.segmentSize, lg.SegmentSize())
+	case h.epoch > epoch:
+		a.status, a.msg = statusStale, fmt.Sprintf("the follower's log has epoch %d, newer than this leader's %d", h.epoch, epoch)
+	case len(history) > 0 && h.end > history.EndOf(h.epoch, end):
+		// Kafka's divergence rule: the follower's last epoch ended, here,
+		// at EndOf; bytes past it were never the leader's.
+		a.status, a.start = statusTruncate, history.EndOf(h.epoch, end)
+		a.msg = fmt.Sprintf("the follower's log of epoch %d runs to %d; this leader's ends at %d: truncate", h.epoch, h.end, a.start)
 	case h.end > end:
 		a.status, a.msg = statusAhead, fmt.Sprintf("the follower's log ends at %d, past the leader's end %d: its tail diverged and must be truncated", h.end, end)
 	case h.end < start:

@@ -10,8 +10,8 @@ import (
 const (
 	magic     = "STRP"
 	version   = 1
-	helloLen  = 32 // fixed part of a hello
-	answerLen = 24
+	helloLen  = 40 // fixed part of a hello
+	answerLen = 36
 	frameLen  = 20
 	ackLen    = 8
 	// maxName bounds a broker name in a hello (RocketMQ's limit is 127).
@@ -28,6 +28,8 @@ const (
 	statusAhead
 	statusBehind
 	statusNotLeader
+	statusTruncate
+	statusStale
 )
 
 // ErrProtocol is a peer's violation of the replication protocol.
@@ -39,6 +41,7 @@ type hello struct {
 	id          int64
 	segmentSize int64
 	end         int64
+	epoch       int64 // the epoch that wrote the follower's last bytes
 }
 
 func (h hello) encode() []byte {
@@ -49,6 +52,7 @@ func (h hello) encode() []byte {
 	binary.BigEndian.PutUint64(b[8:], uint64(h.id))
 	binary.BigEndian.PutUint64(b[16:], uint64(h.segmentSize))
 	binary.BigEndian.PutUint64(b[24:], uint64(h.end))
+	binary.BigEndian.PutUint64(b[32:], uint64(h.epoch))
 	copy(b[helloLen:], h.name)
 	return b
 }
@@ -85,14 +89,15 @@ func parseHello(b []byte) (hello, int, error) {
 		id:          int64(binary.BigEndian.Uint64(b[8:])),
 		segmentSize: int64(binary.BigEndian.Uint64(b[16:])),
 		end:         int64(binary.BigEndian.Uint64(b[24:])),
+		epoch:       int64(binary.BigEndian.Uint64(b[32:])),
 	}
 	switch {
 	case n == 0 || n > maxName:
 		return h, 0, fmt.Errorf("%w: broker name of %d bytes", ErrProtocol, n)
 	case h.id < 1:
 		return h, 0, fmt.Errorf("%w: follower broker id %d", ErrProtocol, h.id)
-	case h.segmentSize <= 0 || h.end < 0:
-		return h, 0, fmt.Errorf("%w: segment size %d, log end %d", ErrProtocol, h.segmentSize, h.end)
+	case h.segmentSize <= 0 || h.end < 0 || h.epoch < 0:
+		return h, 0, fmt.Errorf("%w: segment size %d, log end %d, epoch %d", ErrProtocol, h.segmentSize, h.end, h.epoch)
 	}
 	return h, n, nil
 }
@@ -101,6 +106,8 @@ func parseHello(b []byte) (hello, int, error) {
 type answer struct {
 	status     int
 	start, end int64
+	epoch      int64   // the leader's epoch
+	history    History // the leader's epochs (accepted followers keep them)
 	msg        string
 }
 
@@ -109,13 +116,24 @@ func (a answer) encode() []byte {
 	if len(msg) > maxMessage {
 		msg = msg[:maxMessage]
 	}
-	b := make([]byte, answerLen+len(msg))
+	h := a.history
+	if len(h) > maxHistory {
+		h = h[len(h)-maxHistory:]
+	}
+	b := make([]byte, answerLen+len(msg)+16*len(h))
 	copy(b, magic)
 	b[4] = byte(a.status)
 	binary.BigEndian.PutUint16(b[6:], uint16(len(msg)))
 	binary.BigEndian.PutUint64(b[8:], uint64(a.start))
 	binary.BigEndian.PutUint64(b[16:], uint64(a.end))
-	copy(b[answerLen:], msg)
+	binary.BigEndian.PutUint64(b[24:], uint64(a.epoch))
+	binary.BigEndian.PutUint32(b[32:], uint32(len(h)))
+	p := answerLen + copy(b[answerLen:], msg)
+	for _, e := range h {
+		binary.BigEndian.PutUint64(b[p:], uint64(e.Epoch))
+		binary.BigEndian.PutUint64(b[p+8:], uint64(e.Start))
+		p += 16
+	}
 	return b
 }
 
@@ -127,16 +145,23 @@ func readAnswer(r io.Reader) (answer, error) {
 	if string(b[:4]) != magic {
 		return answer{}, fmt.Errorf("%w: not a replication answer", ErrProtocol)
 	}
-	a := answer{status: int(b[4]), start: int64(binary.BigEndian.Uint64(b[8:])), end: int64(binary.BigEndian.Uint64(b[16:]))}
-	n := int(binary.BigEndian.Uint16(b[6:]))
-	if n > maxMessage {
-		return a, fmt.Errorf("%w: answer message of %d bytes", ErrProtocol, n)
+	a := answer{status: int(b[4]), start: int64(binary.BigEndian.Uint64(b[8:])), end: int64(binary.BigEndian.Uint64(b[16:])),
+		epoch: int64(binary.BigEndian.Uint64(b[24:]))}
+	n, k := int(binary.BigEndian.Uint16(b[6:])), int(binary.BigEndian.Uint32(b[32:]))
+	if n > maxMessage || k > maxHistory {
+		return a, fmt.Errorf("%w: answer with a %d-byte message and %d epochs", ErrProtocol, n, k)
 	}
-	msg := make([]byte, n)
-	if _, err := io.ReadFull(r, msg); err != nil {
+	rest := make([]byte, n+16*k)
+	if _, err := io.ReadFull(r, rest); err != nil {
 		return a, fmt.Errorf("ha: read the leader's answer: %w", err)
 	}
-	a.msg = string(msg)
+	a.msg = string(rest[:n])
+	for p := n; p < len(rest); p += 16 {
+		a.history = append(a.history, Epoch{Epoch: int64(binary.BigEndian.Uint64(rest[p:])), Start: int64(binary.BigEndian.Uint64(rest[p+8:]))})
+	}
+	if !a.history.valid() {
+		return a, fmt.Errorf("%w: the leader's epochs do not increase", ErrProtocol)
+	}
 	return a, nil
 }
 

@@ -1,0 +1,126 @@
+package ha
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/remoting"
+)
+
+func TestHistory(t *testing.T) {
+	h := History{{1, 0}, {2, 500}, {4, 900}}
+	for _, c := range []struct{ end, at int64 }{{0, 1}, {499, 1}, {500, 2}, {899, 2}, {900, 4}, {5000, 4}} {
+		if got := h.At(c.end); got != c.at {
+			t.Errorf("At(%d) = %d, want %d", c.end, got, c.at)
+		}
+	}
+	for _, c := range []struct{ e, end int64 }{{0, 0}, {1, 500}, {2, 900}, {3, 900}, {4, 1000}} {
+		if got := h.EndOf(c.e, 1000); got != c.end {
+			t.Errorf("EndOf(%d) = %d, want %d", c.e, got, c.end)
+		}
+	}
+	if got := h.Lead(5, 700); !reflect.DeepEqual(got, History{{1, 0}, {2, 500}, {5, 700}}) {
+		t.Errorf("Lead(5, 700) = %v", got)
+	}
+	path := filepath.Join(t.TempDir(), "epochs")
+	if got, err := LoadHistory(path); err != nil || got != nil {
+		t.Fatalf("missing file: %v, %v", got, err)
+	}
+	if err := SaveHistory(path, h); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadHistory(path); err != nil || !reflect.DeepEqual(got, h) {
+		t.Fatalf("reloaded %v, %v", got, err)
+	}
+	if err := SaveHistory(path, History{{2, 0}, {1, 5}}); err == nil {
+		t.Fatal("saved a history that goes back")
+	}
+}
+
+// TestDivergedTailTruncated: an old leader that wrote past what its
+// follower copied, after the follower led a newer epoch, is told to cut its
+// log where its epoch ended on the new leader, and then copies the new
+// leader's log.
+func TestDivergedTailTruncated(t *testing.T) {
+	ctx := context.Background()
+	oldDir := t.TempDir()
+	old := openStore(t, oldDir)
+	fresh := openStore(t, t.TempDir())
+	defer func() { fresh.Close() }()
+	appendN := func(s *store.Store, topic string, n int) {
+		for i := 0; i < n; i++ {
+			if err := s.Append(ctx, []remoting.MessageExt{msg(topic, 0, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Epoch 1: old leads, fresh copies.
+	g := startLeader(t, old, LeaderConfig{Standby: true})
+	g.leader.Lead(1, History{{1, 0}})
+	var freshHist atomic.Pointer[History]
+	freshHist.Store(&History{})
+	fcfg := func(s *store.Store, addr string, hist *atomic.Pointer[History], cut *atomic.Int64) FollowerConfig {
+		return FollowerConfig{BrokerName: "b", BrokerID: 1, Log: s, Leader: func() string { return addr },
+			History: func() History { return *hist.Load() }, SetHistory: func(h History) error { hist.Store(&h); return nil },
+			Truncate: func(off int64) { cut.Store(off) }, Logger: g.leader.log}
+	}
+	var noCut atomic.Int64
+	noCut.Store(-1)
+	f := NewFollower(fcfg(fresh, g.addr, &freshHist, &noCut))
+	fctx, stopF := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(fctx) }()
+	appendN(old, "a", 50)
+	waitFor(t, "the copy", func() bool { return fresh.LogEnd() == old.LogEnd() })
+	stopF()
+	<-done
+	copied := fresh.LogEnd()
+	appendN(old, "a", 30) // never copied: unacknowledged under sync
+	g.stop()
+	if h := *freshHist.Load(); !reflect.DeepEqual(h, History{{1, 0}}) {
+		t.Fatalf("the follower kept epochs %v", h)
+	}
+
+	// Epoch 2: fresh leads and writes; old comes back as its follower.
+	g2 := startLeader(t, fresh, LeaderConfig{Standby: true})
+	defer g2.stop()
+	g2.leader.Lead(2, freshHist.Load().Lead(2, fresh.LogEnd()))
+	appendN(fresh, "b", 20)
+	oldHist := atomic.Pointer[History]{}
+	oldHist.Store(&History{{1, 0}})
+	var cut atomic.Int64
+	cut.Store(-1)
+	f2 := NewFollower(fcfg(old, g2.addr, &oldHist, &cut))
+	f2.Run(ctx) // returns once told to truncate
+	if cut.Load() != copied {
+		t.Fatalf("told to truncate to %d, want %d (where epoch 1 ended on the new leader)", cut.Load(), copied)
+	}
+	old.Close()
+	cfg := store.Config{Dir: oldDir, SegmentSize: 256 << 10, MaxMessageSize: 32 << 10, WriteBufferSize: 256 << 10,
+		QueueFileEntries: 1000, IndexSlots: 1024, IndexEntries: 4096, Truncate: true, TruncateTo: cut.Load()}
+	old, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	var noCut2 atomic.Int64
+	noCut2.Store(-1)
+	f3 := NewFollower(fcfg(old, g2.addr, &oldHist, &noCut2))
+	f3ctx, stopF3 := context.WithCancel(ctx)
+	done3 := make(chan struct{})
+	go func() { defer close(done3); f3.Run(f3ctx) }()
+	waitFor(t, "the old leader to copy the new one", func() bool { return old.LogEnd() == fresh.LogEnd() })
+	stopF3()
+	<-done3
+	sameBytes(t, fresh, old, fresh.LogEnd())
+	if old.MaxOffset("a", 0) != 50 || old.MaxOffset("b", 0) != 20 {
+		t.Fatalf("the old leader holds %d of a/0 and %d of b/0, want 50 and 20", old.MaxOffset("a", 0), old.MaxOffset("b", 0))
+	}
+	if h := *oldHist.Load(); !reflect.DeepEqual(h, History{{1, 0}, {2, copied}}) {
+		t.Fatalf("the old leader's epochs: %v", h)
+	}
+}
