@@ -61,6 +61,10 @@ type Config struct {
 	// ReplicateFrom, on a follower, is the leader's replication address;
 	// empty: learnt from the name servers.
 	ReplicateFrom string
+	// Failover lets the name servers' controller choose the group's
+	// leader among its replicas (see Run): Role and the leader's broker id
+	// 0 are then only where things start.
+	Failover bool
 	// ReaderRefresh is how often a tier reader reloads the manifest to
 	// see newly offloaded segments. Default 2s.
 	ReaderRefresh time.Duration
@@ -152,6 +156,16 @@ func (c *Config) setDefaults() error {
 			c.MinInSyncReplicas = 2
 		}
 	}
+	if c.Failover {
+		switch {
+		case c.Role == RoleReader:
+			return errors.New("broker: a tier reader takes no part in failover")
+		case len(c.NameServers) == 0:
+			return errors.New("broker: failover needs name servers (their controller elects leaders)")
+		case c.Tier.Store != nil:
+			return errors.New("broker: failover with a cold tier is not supported yet")
+		}
+	}
 	if c.MinInSyncReplicas > 1 && c.Replication != ReplicationSync {
 		return fmt.Errorf("broker: --min-insync-replicas %d needs --replication sync", c.MinInSyncReplicas)
 	}
@@ -227,6 +241,7 @@ type Broker struct {
 	rebuilding   string // the rebuild marker's path while a rebuild is unfinished
 
 	repl       replication     // broker/ha: a leader's followers or a follower's copy
+	fo         failoverState   // with Config.Failover
 	members    membersPtr      // this broker name's members, from the name servers
 	leaderLink link            // a reader's connection to its leader
 	refresh    manifestRefresh // a reader's manifest reloads
@@ -240,6 +255,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker", "broker", cfg.BrokerName),
 		quit: make(chan struct{}), stopping: make(chan struct{}), regKick: make(chan struct{}, 1), retKick: make(chan struct{}, 1)}
+	b.fo.restart = make(chan Restart, 1)
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
 		adv = cfg.Listen
@@ -337,6 +353,12 @@ func (b *Broker) Start(ctx context.Context) (net.Addr, error) {
 		ln.Close()
 		return nil, err
 	}
+	if b.cfg.Failover {
+		if err := b.startFailover(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -359,9 +381,7 @@ func (b *Broker) Serve(ln net.Listener) error {
 		b.wg.Add(1)
 		go b.backgroundLoop()
 		if !b.follower() { // a follower's copy carries what these write
-			b.sched.start()
-			b.wg.Add(1)
-			go b.txn.loop()
+			b.fo.startOnce.Do(b.startWriters)
 		}
 		b.startTier()
 	}
@@ -455,7 +475,7 @@ func (b *Broker) backgroundLoop() {
 			b.refreshMembers()
 			if b.follower() {
 				b.syncTopicsFromLeader()
-				if b.repl.leaderHA.Load() == nil {
+				if b.repl.leaderHA.Load() == nil && !b.cfg.Failover {
 					b.register() // the answer names the leader's replication port
 				}
 			}

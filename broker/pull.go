@@ -92,7 +92,7 @@ func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.C
 	}
 	// No subscription known (a pull before the first heartbeat): deliver
 	// everything; clients filter by tag again themselves.
-	if h.sysFlag&remoting.PullFlagCommitOffset != 0 && b.cfg.BrokerID == 0 && h.group != "" {
+	if h.sysFlag&remoting.PullFlagCommitOffset != 0 && b.leads() && h.group != "" {
 		b.offsets.Commit(h.group, h.topic, h.queueID, h.commitOffset)
 	}
 	resp, holdable := b.pullOnce(req, &h, filter)

@@ -51,10 +51,12 @@ func (n *nameServers) closeAll() {
 func (b *Broker) registration() namesrv.Registration {
 	ts, counter := b.topics.DataVersion()
 	r := namesrv.Registration{
-		ClusterName: b.cfg.ClusterName, BrokerName: b.cfg.BrokerName, BrokerAddr: b.addr, BrokerID: b.cfg.BrokerID,
-		HAServerAddr: b.repl.addr,
-		Topics:       map[string]namesrv.TopicConfig{},
-		DataVersion:  namesrv.DataVersion{Timestamp: ts, Counter: counter},
+		ClusterName: b.cfg.ClusterName, BrokerName: b.cfg.BrokerName, BrokerAddr: b.addr, BrokerID: b.routeID(),
+		Topics:      map[string]namesrv.TopicConfig{},
+		DataVersion: namesrv.DataVersion{Timestamp: ts, Counter: counter},
+	}
+	if b.leads() {
+		r.HAServerAddr = b.repl.addr
 	}
 	for _, tc := range b.topics.List() {
 		r.Topics[tc.Name] = namesrv.TopicConfig{ReadQueueNums: tc.ReadQueues, WriteQueueNums: tc.WriteQueues,
@@ -99,8 +101,8 @@ func (b *Broker) register() {
 	b.mu.Lock()
 	closing := b.closing
 	b.mu.Unlock()
-	if closing {
-		return
+	if closing || b.routeID() < 0 {
+		return // shutting down, or a replica that waits for its group's leader
 	}
 	req, err := b.registerRequest(b.registration())
 	if err != nil {
@@ -152,7 +154,7 @@ func (b *Broker) unregister(ctx context.Context) {
 			defer cancel()
 			c, err := b.ns.conn(ctx, addr)
 			if err == nil {
-				req := namesrv.NewUnregisterBrokerRequest(b.cfg.ClusterName, b.addr, b.cfg.BrokerName, b.cfg.BrokerID)
+				req := namesrv.NewUnregisterBrokerRequest(b.cfg.ClusterName, b.addr, b.cfg.BrokerName, b.routeID())
 				_, err = c.Invoke(ctx, req)
 			}
 			if err != nil {

@@ -44,7 +44,12 @@ type replication struct {
 }
 
 // follower reports whether the broker is a replica.
-func (b *Broker) follower() bool { return b.cfg.Role == RoleFollower }
+func (b *Broker) follower() bool {
+	if b.cfg.Failover {
+		return !b.fo.leading.Load()
+	}
+	return b.cfg.Role == RoleFollower
+}
 
 // haListenAddr is the replication address: Config.HAListen, or the client
 // address's host with the next port (10911 → 10912; port 0 stays 0).
@@ -70,10 +75,10 @@ func haListenAddr(cfg *Config) (string, error) {
 // follower's copy. It runs from Start, once.
 func (b *Broker) startReplication(ctx context.Context) error {
 	switch {
-	case b.follower():
-		b.startFollower()
-		return nil
 	case b.reader():
+		return nil
+	case b.follower() && !b.cfg.Failover:
+		b.startFollower()
 		return nil
 	}
 	addr, err := haListenAddr(&b.cfg)
@@ -98,6 +103,7 @@ func (b *Broker) startReplication(ctx context.Context) error {
 	b.repl.leader = ha.NewLeader(ha.LeaderConfig{
 		BrokerName: b.cfg.BrokerName, Log: b.store, MinInSync: b.cfg.MinInSyncReplicas,
 		MaxLag: b.cfg.ReplicaMaxLag, ChunkSize: b.cfg.MaxMessageSize + 256<<10, Logger: b.cfg.Logger,
+		Standby: b.cfg.Failover, // the controller says when to lead
 	})
 	sctx, cancel := context.WithCancel(context.Background())
 	b.repl.cancel = cancel
@@ -150,7 +156,7 @@ func (b *Broker) stopReplication() {
 // learnLeader records the leader's replication address a name server gave
 // in answer to a follower's registration.
 func (b *Broker) learnLeader(haAddr string) {
-	if !b.follower() || haAddr == "" || b.cfg.ReplicateFrom != "" {
+	if !b.follower() || b.cfg.Failover || haAddr == "" || b.cfg.ReplicateFrom != "" {
 		return
 	}
 	if old := b.repl.leaderHA.Load(); old == nil || *old != haAddr {
@@ -161,7 +167,7 @@ func (b *Broker) learnLeader(haAddr string) {
 
 // syncReplication reports whether sends wait for followers.
 func (b *Broker) syncReplication() bool {
-	return b.repl.leader != nil && b.cfg.Replication == ReplicationSync && b.cfg.MinInSyncReplicas > 1
+	return b.repl.leader != nil && b.leads() && b.cfg.Replication == ReplicationSync && b.cfg.MinInSyncReplicas > 1
 }
 
 // errNotStored marks an error that left the messages unstored.
@@ -174,6 +180,9 @@ func (e errNotStored) Unwrap() error { return e.err }
 // enough copies hold them. With too few copies in sync it stores nothing
 // and fails at once with an errNotStored.
 func (b *Broker) appendReplicated(ctx context.Context, msgs []remoting.MessageExt) error {
+	if err := b.writable(); err != nil {
+		return errNotStored{err}
+	}
 	if b.syncReplication() {
 		if err := b.repl.leader.Check(); err != nil {
 			return errNotStored{err}
@@ -233,11 +242,17 @@ type ReplicationStatus struct {
 
 // Replication returns the broker's replication state.
 func (b *Broker) Replication() ReplicationStatus {
-	st := ReplicationStatus{BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Role: b.cfg.Role, Addr: b.addr}
+	st := ReplicationStatus{BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Role: b.cfg.Role, Addr: b.addr, Epoch: b.fo.epoch.Load()}
+	if b.cfg.Failover {
+		st.Role = RoleFollower
+		if b.leads() {
+			st.Role = RoleLeader
+		}
+	}
 	if b.store != nil {
 		st.LogStart, st.LogEnd = b.store.LogStart(), b.store.LogEnd()
 	}
-	if l := b.repl.leader; l != nil {
+	if l := b.repl.leader; l != nil && b.leads() {
 		st.HAAddr, st.Replication, st.MinInSync = b.repl.addr, b.cfg.Replication, b.cfg.MinInSyncReplicas
 		st.InSync, st.Followers = l.InSync(), l.Followers()
 	}

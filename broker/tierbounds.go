@@ -18,7 +18,7 @@ import (
 // manifest is loaded, when nothing is cold only, and on any broker but the
 // leader (broker id 0): name servers route by the leader's bounds alone.
 func (b *Broker) tierBounds() namesrv.TierBounds {
-	if b.tier == nil || b.store == nil || b.cfg.BrokerID != namesrv.MasterID {
+	if b.tier == nil || b.store == nil || !b.leads() {
 		return nil
 	}
 	m, err := b.tier.Manifest()

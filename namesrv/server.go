@@ -104,6 +104,17 @@ type Config struct {
 	// RouteExtender, if set, adds fields to every route (issue 7); see
 	// RouteExtender.
 	RouteExtender RouteExtender
+	// Failover, if set, is the failover controller the name server embeds:
+	// it answers brokers' STRATA_CONTROLLER_HEARTBEAT.
+	Failover Failover
+}
+
+// Failover is a failover controller as a name server serves it: it takes a
+// replica's heartbeat (JSON) and answers with its group's assignment
+// (JSON), or an error (a controller that is not the raft leader names the
+// one that is).
+type Failover interface {
+	HandleHeartbeat(ctx context.Context, body []byte) ([]byte, error)
 }
 
 // Server is a name server: a Table behind a remoting server, and a ticker
@@ -339,6 +350,8 @@ func (s *Server) handle(c *remoting.Conn, req *remoting.Command) *remoting.Comma
 		return s.topicList(req)
 	case remoting.ReqDeleteTopicInNameSrv:
 		return s.deleteTopic(c, req)
+	case remoting.ReqControllerHeartbeat:
+		return s.controllerHeartbeat(req)
 	}
 	return remoting.NewResponse(req, remoting.RespRequestCodeNotSupported, fmt.Sprintf(
 		"request code %d (%s) is not supported by the Strata name server", req.Code, codeName(req.Code)))
@@ -480,4 +493,21 @@ func configChangeAllowed(remote net.Addr) bool {
 func brokerAttrs(b BrokerState, more ...any) []any {
 	return append([]any{"cluster", b.ClusterName, "broker_name", b.BrokerName,
 		"broker_id", b.BrokerID, "broker_addr", b.BrokerAddr}, more...)
+}
+
+// controllerHeartbeat passes a replica's heartbeat to the failover
+// controller.
+func (s *Server) controllerHeartbeat(req *remoting.Command) *remoting.Command {
+	if s.cfg.Failover == nil {
+		return remoting.NewResponse(req, remoting.RespSystemError, "this name server runs no failover controller (--controller-listen)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	body, err := s.cfg.Failover.HandleHeartbeat(ctx, req.Body)
+	if err != nil {
+		return remoting.NewResponse(req, remoting.RespSystemError, err.Error())
+	}
+	resp := remoting.NewResponse(req, remoting.RespSuccess, "")
+	resp.Body = body
+	return resp
 }

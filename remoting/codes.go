@@ -73,6 +73,10 @@ const (
 	// ReqGetReplicationStatus is a Strata extension: a broker's
 	// replication state (role, log end, followers and their lag) as JSON.
 	ReqGetReplicationStatus int16 = 30002
+	// ReqControllerHeartbeat is a Strata extension: a broker group
+	// replica's report to the name servers' failover controller (JSON
+	// body); the answer names the group's epoch and leader.
+	ReqControllerHeartbeat int16 = 30010
 	// ReqDeleteTopicInBroker deletes a topic on a broker.
 	ReqDeleteTopicInBroker int16 = 215
 	// ReqDeleteTopicInNameSrv deletes a topic's routes on a name server.
@@ -173,6 +177,7 @@ const (
 var requestCodeNames = map[int16]string{
 	ReqGetTierStatus:                 "STRATA_GET_TIER_STATUS",
 	ReqGetReplicationStatus:          "STRATA_GET_REPLICATION_STATUS",
+	ReqControllerHeartbeat:           "STRATA_CONTROLLER_HEARTBEAT",
 	ReqSendMessage:                   "SEND_MESSAGE",
 	ReqPullMessage:                   "PULL_MESSAGE",
 	ReqQueryMessage:                  "QUERY_MESSAGE",

@@ -12,11 +12,13 @@ import (
 	"net/http/pprof"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/broker/store"
@@ -49,6 +51,9 @@ type serverConfig struct {
 	Replication      string        `env:"REPLICATION"`
 	MinInsync        int           `env:"MIN_INSYNC_REPLICAS"`
 	ReplicateFrom    string        `env:"REPLICATE_FROM"`
+	Failover         string        `env:"FAILOVER"`
+	ControllerListen string        `env:"CONTROLLER_LISTEN"`
+	ControllerPeers  string        `env:"CONTROLLER_PEERS"`
 	// TransactionTimeout and TransactionCheckInterval tune the check-back
 	// of transactional half messages (tests make them small).
 	TransactionTimeout       time.Duration `env:"TRANSACTION_TIMEOUT"`
@@ -70,6 +75,7 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Replication, "replication", c.Replication, "async, or sync: acknowledge a send once --min-insync-replicas copies hold it")
 	fs.IntVar(&c.MinInsync, "min-insync-replicas", c.MinInsync, "copies, the leader's included, a send needs under --replication sync (default 2); fewer in sync: sends fail at once")
 	fs.StringVar(&c.ReplicateFrom, "replicate-from", c.ReplicateFrom, "a follower's leader replication address (default: learnt from the name servers)")
+	fs.StringVar(&c.Failover, "failover", c.Failover, "on: the name servers' controller elects the group's leader among its replicas; off: the leader is broker id 0")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "ip:port clients dial (default: --listen, 0.0.0.0 as 127.0.0.1)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create topics on first send")
 	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
@@ -77,6 +83,12 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.Var(&c.CacheSize, "cache-size", "bytes of decompressed cold blocks kept in memory")
 	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "check an unresolved transactional half message with its producer this long after it was stored")
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", c.TransactionCheckInterval, "how often unresolved transactional half messages are checked")
+}
+
+func (c *serverConfig) controllerFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "the failover controller's raft state (in <data-dir>/controller)")
+	fs.StringVar(&c.ControllerListen, "controller-listen", c.ControllerListen, "run the failover controller, its raft peers dialling this address (host:port); empty: no controller")
+	fs.StringVar(&c.ControllerPeers, "controller-peers", c.ControllerPeers, "every name server's --controller-listen, host:port;host:port (default: this one alone)")
 }
 
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
@@ -88,7 +100,7 @@ func defaultServerConfig(standalone bool) serverConfig {
 	c := serverConfig{
 		DataDir: "./strata-data", Listen: ":10911", NamesrvListen: ":9876", Namesrv: "127.0.0.1:9876",
 		HTTPListen: "127.0.0.1:8080", SegmentSize: 1 << 30, Flush: "sync", SegmentMaxAge: 10 * time.Minute,
-		Replication: "async", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
+		Replication: "async", Failover: "off", Cluster: "DefaultCluster", BrokerName: "broker-a", LogLevel: "info",
 		HotRetention: "80%", CacheSize: 512 << 20,
 		TransactionTimeout: 6 * time.Second, TransactionCheckInterval: 5 * time.Second,
 	}
@@ -147,13 +159,17 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 	if err != nil {
 		return broker.Config{}, err
 	}
+	if c.Failover != "on" && c.Failover != "off" {
+		return broker.Config{}, fmt.Errorf("--failover %q: on or off", c.Failover)
+	}
 	bc := broker.Config{
 		DataDir: c.DataDir, Listen: c.Listen, AdvertiseAddr: c.Advertise, ClusterName: c.Cluster,
 		BrokerName: c.BrokerName, BrokerID: c.BrokerID, Role: role, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
 		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
 		HAListen: c.HAListen, Replication: c.Replication, MinInSyncReplicas: c.MinInsync, ReplicateFrom: c.ReplicateFrom,
-		Store: store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
+		Failover: c.Failover == "on",
+		Store:    store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
 	}
 	tierURL := c.Tier
 	if tierURL == "" && standalone {
@@ -199,6 +215,7 @@ func runNamesrv(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := parseConfig(&c, fs, args, func(fs *flag.FlagSet) {
 		c.commonFlags(fs)
 		fs.StringVar(&c.NamesrvListen, "namesrv-listen", c.NamesrvListen, "name server address")
+		c.controllerFlags(fs)
 	}); err != nil {
 		return err
 	}
@@ -240,34 +257,91 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 		}
 		log.Info("name server listening", "addr", addr.String())
 	}
+	// The broker's metrics live in a registry of their own, replaced when
+	// a failover restart makes a new broker.
+	var brokerReg swapGatherer
 	var b *broker.Broker
+	brokerDone := make(chan error, 1)
 	if withBroker {
 		bc, err := c.brokerConfig(ctx, log, reg, withNamesrv)
 		if err != nil {
 			shutdownAll(ns, nil, log)
 			return err
 		}
-		if b, err = broker.New(ctx, bc); err != nil {
+		if b, err = startBroker(ctx, bc, &brokerReg); err != nil {
 			shutdownAll(ns, nil, log)
 			return err
 		}
-		if _, err := b.Start(ctx); err != nil {
-			shutdownAll(ns, b, log)
-			return err
+		if bc.Failover {
+			// Restarts (a deposed leader, a truncated follower) happen in
+			// broker.Run; the first incarnation is b.
+			first := b
+			go func() {
+				brokerDone <- broker.Run(ctx, bc, func(nb *broker.Broker) { brokerReg.set(nb.MetricsRegistry()) }, first)
+			}()
+			b = nil // Run owns it
 		}
 	}
-	hs, err := startHTTP(c.HTTPListen, reg, log)
+	hs, err := startHTTP(c.HTTPListen, prometheus.Gatherers{reg, &brokerReg}, log)
 	if err != nil {
 		shutdownAll(ns, b, log)
 		return err
 	}
 	log.Info("strata ready", "namesrv", withNamesrv, "broker", withBroker, "http", c.HTTPListen)
-	<-ctx.Done()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-brokerDone:
+		log.Error("broker stopped", "err", runErr)
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hs.Shutdown(sctx)
-	return shutdownAll(ns, b, log)
+	if withBroker && b == nil && runErr == nil {
+		runErr = <-brokerDone // Run shuts its broker down once ctx ends
+	}
+	return errors.Join(runErr, shutdownAll(ns, b, log))
+}
+
+// startBroker starts a broker whose metrics go to a fresh registry.
+func startBroker(ctx context.Context, bc broker.Config, g *swapGatherer) (*broker.Broker, error) {
+	r := prometheus.NewRegistry()
+	bc.Metrics = r
+	b, err := broker.New(ctx, bc)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.Start(ctx); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		b.Shutdown(sctx)
+		return nil, err
+	}
+	g.set(r)
+	return b, nil
+}
+
+// swapGatherer gathers from the current broker's registry.
+type swapGatherer struct {
+	mu sync.Mutex
+	g  prometheus.Gatherer
+}
+
+func (s *swapGatherer) set(g prometheus.Gatherer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.g = g
+}
+
+func (s *swapGatherer) Gather() ([]*dto.MetricFamily, error) {
+	s.mu.Lock()
+	g := s.g
+	s.mu.Unlock()
+	if g == nil {
+		return nil, nil
+	}
+	return g.Gather()
 }
 
 func advertiseLoopback(a net.Addr) string {
@@ -293,7 +367,7 @@ func shutdownAll(ns *namesrv.Server, b *broker.Broker, log *slog.Logger) error {
 }
 
 // startHTTP serves /metrics and /healthz.
-func startHTTP(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+func startHTTP(addr string, reg prometheus.Gatherer, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
