@@ -475,6 +475,7 @@ func (b *Broker) backgroundLoop() {
 			b.refreshMembers()
 			if b.follower() {
 				b.syncTopicsFromLeader()
+				b.syncOffsetsFromLeader()
 				if b.repl.leaderHA.Load() == nil && !b.cfg.Failover {
 					b.register() // the answer names the leader's replication port
 				}
@@ -588,6 +589,8 @@ func (b *Broker) handler(code int16) handlerFunc {
 		return b.handleDeleteTopic
 	case remoting.ReqGetAllTopicConfig:
 		return b.handleAllTopicConfig
+	case remoting.ReqGetAllConsumerOffset:
+		return b.handleAllConsumerOffsets
 	case remoting.ReqUpdateBrokerConfig, remoting.ReqPutKVConfig:
 		return b.handleConfigChange
 	case remoting.ReqGetTierStatus:

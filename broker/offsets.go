@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -213,4 +214,37 @@ func (m *OffsetManager) Flush() error {
 	m.flushedGen = gen
 	m.mu.Unlock()
 	return nil
+}
+
+// offsetTableKey is Java's key of a group's queue offsets: "topic@group".
+func offsetTableKey(topic, group string) string { return topic + "@" + group }
+
+// Table returns every offset as Java's ConsumerOffsetSerializeWrapper
+// offsetTable: "topic@group" → queue id → offset.
+func (m *OffsetManager) Table() map[string]map[int32]int64 {
+	out := make(map[string]map[int32]int64)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, off := range m.table {
+		key := offsetTableKey(k.topic, k.group)
+		if out[key] == nil {
+			out[key] = make(map[int32]int64)
+		}
+		out[key][k.queue] = off
+	}
+	return out
+}
+
+// Load commits every offset of a table from Table (a follower copying its
+// leader's). Keys without "@" are skipped.
+func (m *OffsetManager) Load(table map[string]map[int32]int64) {
+	for key, qs := range table {
+		i := strings.LastIndexByte(key, '@')
+		if i <= 0 || i == len(key)-1 {
+			continue
+		}
+		for q, off := range qs {
+			m.Commit(key[i+1:], key[:i], q, off)
+		}
+	}
 }

@@ -313,3 +313,39 @@ func (b *Broker) followerPull(req *remoting.Command, h *pullHeader, r store.GetR
 	}
 	return b.pullResponse(req, remoting.RespPullRetryImmediately, h.topic, h.offset, r.MinOffset, max(r.MaxOffset, h.offset), nil), true
 }
+
+// handleAllConsumerOffsets is GET_ALL_CONSUMER_OFFSET: every group's
+// offsets, as Java's ConsumerOffsetSerializeWrapper.
+func (b *Broker) handleAllConsumerOffsets(c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	body, err := json.Marshal(map[string]any{"offsetTable": b.offsets.Table()})
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "%v", err)
+	}
+	return okResponse(req, nil, body)
+}
+
+// syncOffsetsFromLeader copies the leader's consumer offsets, so that a
+// follower that becomes leader knows where each group was.
+func (b *Broker) syncOffsetsFromLeader() {
+	addr := b.members.Load().leader
+	if !b.follower() || addr == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := b.leaderLink.invoke(ctx, addr, remoting.NewRequest(remoting.ReqGetAllConsumerOffset, nil, nil))
+	if err == nil && resp.Code != remoting.RespSuccess {
+		err = fmt.Errorf("code %d: %s", resp.Code, resp.Remark)
+	}
+	var body struct {
+		OffsetTable map[string]map[int32]int64 `json:"offsetTable"`
+	}
+	if err == nil {
+		err = json.Unmarshal(resp.Body, &body)
+	}
+	if err != nil {
+		b.log.Warn("copy the leader's consumer offsets", "leader", addr, "err", err)
+		return
+	}
+	b.offsets.Load(body.OffsetTable)
+}

@@ -103,6 +103,10 @@ func TestSyncFollower(t *testing.T) {
 		t.Fatalf("send to the follower: %d %q", resp.Code, resp.Remark)
 	}
 
+	// Consumer offsets committed on the leader reach the follower.
+	leader.offsets.Commit("g1", "RT", 0, 123)
+	waitUntil(t, "the follower to copy the offsets", func() bool { off, ok := follower.offsets.Query("g1", "RT", 0); return ok && off == 123 })
+
 	// The status names both.
 	resp = invoke(t, lc, remoting.NewRequest(remoting.ReqGetReplicationStatus, nil, nil))
 	var st ReplicationStatus

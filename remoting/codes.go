@@ -15,6 +15,9 @@ const (
 	ReqQueryMessage int16 = 12
 	// ReqQueryConsumerOffset returns a group's stored offset for one queue.
 	ReqQueryConsumerOffset int16 = 14
+	// ReqGetAllConsumerOffset returns every group's offsets (followers
+	// copy them from their leader).
+	ReqGetAllConsumerOffset int16 = 43
 	// ReqUpdateConsumerOffset stores a group's offset; clients send it oneway-style.
 	ReqUpdateConsumerOffset int16 = 15
 	// ReqUpdateAndCreateTopic creates or updates a topic on a broker.
@@ -182,6 +185,7 @@ var requestCodeNames = map[int16]string{
 	ReqPullMessage:                   "PULL_MESSAGE",
 	ReqQueryMessage:                  "QUERY_MESSAGE",
 	ReqQueryConsumerOffset:           "QUERY_CONSUMER_OFFSET",
+	ReqGetAllConsumerOffset:          "GET_ALL_CONSUMER_OFFSET",
 	ReqUpdateConsumerOffset:          "UPDATE_CONSUMER_OFFSET",
 	ReqUpdateAndCreateTopic:          "UPDATE_AND_CREATE_TOPIC",
 	ReqGetAllTopicConfig:             "GET_ALL_TOPIC_CONFIG",
