@@ -160,7 +160,7 @@ func (b *Broker) readerHandler(code int16) (handlerFunc, bool) {
 
 func (b *Broker) refuseOnReader(c *remoting.Conn, req *remoting.Command) *remoting.Command {
 	return errResponse(req, remoting.RespNoPermission, "broker %s id %d is a %s: %s goes to the leader (broker id 0)",
-		b.cfg.BrokerName, b.cfg.BrokerID, b.cfg.Role, remoting.RequestCodeName(req.Code))
+		b.cfg.BrokerName, b.cfg.BrokerID, b.role(), remoting.RequestCodeName(req.Code))
 }
 
 // forwardToLeader passes a consumer-offset request to the leader, which

@@ -43,6 +43,18 @@ type replication struct {
 	cancel   context.CancelFunc
 }
 
+// role is what the broker does now (under failover, as the controller
+// says).
+func (b *Broker) role() Role {
+	switch {
+	case !b.cfg.Failover:
+		return b.cfg.Role
+	case b.leads():
+		return RoleLeader
+	}
+	return RoleFollower
+}
+
 // follower reports whether the broker is a replica.
 func (b *Broker) follower() bool {
 	if b.cfg.Failover {
@@ -242,13 +254,7 @@ type ReplicationStatus struct {
 
 // Replication returns the broker's replication state.
 func (b *Broker) Replication() ReplicationStatus {
-	st := ReplicationStatus{BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Role: b.cfg.Role, Addr: b.addr, Epoch: b.fo.epoch.Load()}
-	if b.cfg.Failover {
-		st.Role = RoleFollower
-		if b.leads() {
-			st.Role = RoleLeader
-		}
-	}
+	st := ReplicationStatus{BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Role: b.role(), Addr: b.addr, Epoch: b.fo.epoch.Load()}
 	if b.store != nil {
 		st.LogStart, st.LogEnd = b.store.LogStart(), b.store.LogEnd()
 	}
@@ -297,7 +303,11 @@ func (b *Broker) suggestFollower(queue int32, recs [][]byte) int64 {
 		return 0
 	}
 	// The follower must hold the whole next stretch, not just these.
-	return b.repl.leader.Holding(last+int64(len(lastRec))+followerReadBytes/2, int(queue))
+	id := b.repl.leader.Holding(last+int64(len(lastRec))+followerReadBytes/2, int(queue))
+	if id == 0 && b.cfg.Failover {
+		id = b.cfg.BrokerID // replica 0 follows under the leader's own id (routeID)
+	}
+	return id
 }
 
 // followerPull adjusts a follower's pull answer: an offset this replica

@@ -92,18 +92,41 @@ type replLoad struct {
 	mu     sync.Mutex
 	acks   []replAck
 	failed int
+	errs   map[string]int // failure kinds, for the log
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
 
-func (l *replLoad) record(a replAck, ok bool) {
+func (l *replLoad) record(a replAck, ok bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if ok {
 		l.acks = append(l.acks, a)
-	} else {
-		l.failed++
+		return
 	}
+	l.failed++
+	kind := "not SEND_OK"
+	if err != nil {
+		kind = err.Error()
+		if len(kind) > 80 {
+			kind = kind[:80]
+		}
+	}
+	if l.errs == nil {
+		l.errs = map[string]int{}
+	}
+	l.errs[kind]++
+}
+
+// failures summarises the failed sends by kind.
+func (l *replLoad) failures() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for k, n := range l.errs {
+		fmt.Fprintf(&b, "\n  %5d %s", n, k)
+	}
+	return b.String()
 }
 
 func (l *replLoad) count() (int, int) {
@@ -151,7 +174,7 @@ func startReplLoad(t *testing.T, g *replGroup, topic string) *replLoad {
 				if ok {
 					a.queue, a.offset = r.MessageQueue.QueueId, r.QueueOffset
 				}
-				l.record(a, ok)
+				l.record(a, ok, err)
 				if !ok {
 					pause()
 				}
@@ -174,7 +197,7 @@ func startReplLoad(t *testing.T, g *replGroup, topic string) *replLoad {
 				if ok {
 					a.queue, a.offset = rs[0].QueueID, rs[0].QueueOffset
 				}
-				l.record(a, ok)
+				l.record(a, ok, err)
 				if !ok {
 					pause()
 				}
@@ -234,7 +257,7 @@ func TestReplicationKill9(t *testing.T) {
 	}
 	load.halt()
 	acks, failed := load.count()
-	t.Logf("%d sends acknowledged, %d failed or unconfirmed", acks, failed)
+	t.Logf("%d sends acknowledged, %d failed or unconfirmed:%s", acks, failed, load.failures())
 	waitFor(t, 30*time.Second, "the followers to catch up", g.caughtUp)
 
 	replCheck(t, g, topic, queues, load)

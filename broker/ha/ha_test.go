@@ -307,7 +307,7 @@ func FuzzParseHello(f *testing.F) {
 	f.Add([]byte("STRP"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := parseHello(b)
-		if err == nil && (n == 0 || n > maxName || h.id < 1 || h.end < 0) {
+		if err == nil && (n == 0 || n > maxName || h.id < 0 || h.end < 0) {
 			t.Fatalf("accepted %+v with a %d-byte name", h, n)
 		}
 		if _, err := readHello(bytes.NewReader(b)); err == nil && len(b) < helloLen {

@@ -94,7 +94,7 @@ func parseHello(b []byte) (hello, int, error) {
 	switch {
 	case n == 0 || n > maxName:
 		return h, 0, fmt.Errorf("%w: broker name of %d bytes", ErrProtocol, n)
-	case h.id < 1:
+	case h.id < 0: // under failover, replica 0 may follow
 		return h, 0, fmt.Errorf("%w: follower broker id %d", ErrProtocol, h.id)
 	case h.segmentSize <= 0 || h.end < 0 || h.epoch < 0:
 		return h, 0, fmt.Errorf("%w: segment size %d, log end %d, epoch %d", ErrProtocol, h.segmentSize, h.end, h.epoch)
