@@ -48,6 +48,9 @@ type Config struct {
 	// HAListen is a leader's replication port. Default: Listen's host with
 	// the next port (10912).
 	HAListen string
+	// HAAdvertise is the replication address followers dial. Default:
+	// the advertised client host with HAListen's port.
+	HAAdvertise string
 	// Replication is ReplicationAsync (the default) or ReplicationSync:
 	// a send is acknowledged once MinInSyncReplicas copies hold it, and
 	// refused at once while fewer copies are in sync.

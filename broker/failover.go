@@ -46,6 +46,7 @@ type controllerHeartbeat struct {
 	Addr      string  `json:"addr"`
 	HAAddr    string  `json:"haAddr"`
 	LogEnd    int64   `json:"logEnd"`
+	LastEpoch int64   `json:"lastEpoch"`
 	Epoch     int64   `json:"epoch"`
 	Leading   bool    `json:"leading"`
 	MinInSync int     `json:"minInSync"`
@@ -170,8 +171,10 @@ func (b *Broker) heartbeatLoop() {
 // heartbeat reports to every name server and applies the controller's
 // answer.
 func (b *Broker) heartbeat() {
+	end := b.store.LogEnd()
 	hb := controllerHeartbeat{Cluster: b.cfg.ClusterName, Group: b.cfg.BrokerName, ID: b.cfg.BrokerID, Addr: b.addr,
-		HAAddr: b.repl.addr, LogEnd: b.store.LogEnd(), Epoch: b.fo.epoch.Load(), Leading: b.fo.leading.Load(), MinInSync: 1}
+		HAAddr: b.repl.addr, LogEnd: end, LastEpoch: b.fo.history.Load().At(end), Epoch: b.fo.epoch.Load(),
+		Leading: b.fo.leading.Load(), MinInSync: 1}
 	if b.cfg.Replication == ReplicationSync {
 		hb.MinInSync = b.cfg.MinInSyncReplicas
 	}

@@ -112,6 +112,9 @@ func (b *Broker) startReplication(ctx context.Context) error {
 		adv = netip.AddrPortFrom(host, adv.Port())
 	}
 	b.repl.ln, b.repl.addr = ln, adv.String()
+	if b.cfg.HAAdvertise != "" {
+		b.repl.addr = b.cfg.HAAdvertise
+	}
 	b.repl.leader = ha.NewLeader(ha.LeaderConfig{
 		BrokerName: b.cfg.BrokerName, Log: b.store, MinInSync: b.cfg.MinInSyncReplicas,
 		MaxLag: b.cfg.ReplicaMaxLag, ChunkSize: b.cfg.MaxMessageSize + 256<<10, Logger: b.cfg.Logger,

@@ -48,6 +48,7 @@ type serverConfig struct {
 	HotRetention     string        `env:"HOT_RETENTION"`
 	CacheSize        byteSize      `env:"CACHE_SIZE"`
 	HAListen         string        `env:"HA_LISTEN"`
+	HAAdvertise      string        `env:"HA_ADVERTISE"`
 	Replication      string        `env:"REPLICATION"`
 	MinInsync        int           `env:"MIN_INSYNC_REPLICAS"`
 	ReplicateFrom    string        `env:"REPLICATE_FROM"`
@@ -72,6 +73,7 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BrokerName, "broker-name", c.BrokerName, "broker name")
 	fs.Int64Var(&c.BrokerID, "broker-id", c.BrokerID, "0 for the leader; 1 and up for followers and tier readers")
 	fs.StringVar(&c.HAListen, "ha-listen", c.HAListen, "a leader's replication address (default: --listen's host, next port: 10912)")
+	fs.StringVar(&c.HAAdvertise, "ha-advertise", c.HAAdvertise, "the replication address followers dial (default: --advertise's host, --ha-listen's port)")
 	fs.StringVar(&c.Replication, "replication", c.Replication, "async, or sync: acknowledge a send once --min-insync-replicas copies hold it")
 	fs.IntVar(&c.MinInsync, "min-insync-replicas", c.MinInsync, "copies, the leader's included, a send needs under --replication sync (default 2); fewer in sync: sends fail at once")
 	fs.StringVar(&c.ReplicateFrom, "replicate-from", c.ReplicateFrom, "a follower's leader replication address (default: learnt from the name servers)")
@@ -167,7 +169,7 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 		BrokerName: c.BrokerName, BrokerID: c.BrokerID, Role: role, NameServers: splitAddrs(c.Namesrv),
 		AutoCreateTopics: c.AutoCreateTopics, Logger: log, Metrics: reg,
 		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
-		HAListen: c.HAListen, Replication: c.Replication, MinInSyncReplicas: c.MinInsync, ReplicateFrom: c.ReplicateFrom,
+		HAListen: c.HAListen, HAAdvertise: c.HAAdvertise, Replication: c.Replication, MinInSyncReplicas: c.MinInsync, ReplicateFrom: c.ReplicateFrom,
 		Failover: c.Failover == "on",
 		Store:    store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
 	}
@@ -247,7 +249,16 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 
 	var ns *namesrv.Server
 	if withNamesrv {
-		ns = namesrv.New(namesrv.Config{Listen: c.NamesrvListen, Logger: log})
+		ctl, err := openController(c, log)
+		if err != nil {
+			return err
+		}
+		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log}
+		if ctl != nil {
+			defer ctl.Close()
+			nc.Failover = failoverHandler{ctl}
+		}
+		ns = namesrv.New(nc)
 		addr, err := ns.Start(ctx)
 		if err != nil {
 			return err
