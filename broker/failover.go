@@ -299,7 +299,7 @@ func (b *Broker) follow(haAddr string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.fo.followCancel, b.fo.followDone = cancel, done
-	b.repl.follower = f
+	b.repl.follower.Store(f)
 	go func() {
 		defer close(done)
 		f.Run(ctx)

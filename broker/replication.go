@@ -33,10 +33,10 @@ const (
 
 // replication is the broker's side of broker/ha.
 type replication struct {
-	leader   *ha.Leader   // a leader's follower sessions
-	follower *ha.Follower // a follower's copy of its leader
-	ln       net.Listener // a leader's replication port
-	addr     string       // the replication address a leader advertises
+	leader   *ha.Leader                  // a leader's follower sessions
+	follower atomic.Pointer[ha.Follower] // a follower's copy of its leader
+	ln       net.Listener                // a leader's replication port
+	addr     string                      // the replication address a leader advertises
 	// leaderHA is a follower's leader's replication address, from its
 	// configuration or the name servers' answer to its registration.
 	leaderHA atomic.Pointer[string]
@@ -139,7 +139,7 @@ func (b *Broker) startFollower() {
 		from := b.cfg.ReplicateFrom
 		b.repl.leaderHA.Store(&from)
 	}
-	b.repl.follower = ha.NewFollower(ha.FollowerConfig{
+	f := ha.NewFollower(ha.FollowerConfig{
 		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
 		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger,
 		Leader: func() string {
@@ -149,12 +149,13 @@ func (b *Broker) startFollower() {
 			return ""
 		},
 	})
+	b.repl.follower.Store(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.repl.cancel = cancel
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
-		b.repl.follower.Run(ctx)
+		f.Run(ctx)
 	}()
 }
 
@@ -265,7 +266,7 @@ func (b *Broker) Replication() ReplicationStatus {
 		st.HAAddr, st.Replication, st.MinInSync = b.repl.addr, b.cfg.Replication, b.cfg.MinInSyncReplicas
 		st.InSync, st.Followers = l.InSync(), l.Followers()
 	}
-	if f := b.repl.follower; f != nil {
+	if f := b.repl.follower.Load(); f != nil {
 		rs := f.Status()
 		st.Replica = &rs
 	}
