@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/strata-mq/strata/broker/ha"
@@ -99,6 +101,13 @@ func (b *Broker) startReplication(ctx context.Context) error {
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil && b.cfg.HAListen == "" && errors.Is(err, syscall.EADDRINUSE) {
+		// The default (the client port + 1) is taken: any port will do,
+		// since followers learn it from the name servers.
+		host, _, _ := net.SplitHostPort(addr)
+		b.log.Warn("the default replication port is taken; using another (set --ha-listen to choose)", "wanted", addr, "err", err)
+		ln, err = lc.Listen(ctx, "tcp", net.JoinHostPort(host, "0"))
+	}
 	if err != nil {
 		return fmt.Errorf("broker: replication listen: %w", err)
 	}

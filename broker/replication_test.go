@@ -145,7 +145,9 @@ func TestAsyncFollowerCatchesUp(t *testing.T) {
 		}
 	}
 	follower := startReplica(t, ns, 2, async)
-	waitUntil(t, "the follower to catch up", func() bool { return follower.Store().LogEnd() == leader.Store().LogEnd() })
+	waitUntil(t, "the follower to catch up", func() bool {
+		return follower.Store().LogEnd() == leader.Store().LogEnd() && follower.Store().MaxOffset("RT", 0) == 600
+	})
 	if a, b := leader.Store().MaxOffset("RT", 0), follower.Store().MaxOffset("RT", 0); a != b || a != 600 {
 		t.Fatalf("queue RT/0: leader %d, follower %d", a, b)
 	}
