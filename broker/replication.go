@@ -222,28 +222,53 @@ func (b *Broker) appendReplicated(ctx context.Context, msgs []remoting.MessageEx
 // syncTopicsFromLeader copies the leader's topic table, so a follower
 // serves and registers the same topics.
 func (b *Broker) syncTopicsFromLeader() {
-	addr := b.members.Load().leader
-	if !b.follower() || addr == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	resp, err := b.leaderLink.invoke(ctx, addr, remoting.NewRequest(remoting.ReqGetAllTopicConfig, nil, nil))
-	if err == nil && resp.Code != remoting.RespSuccess {
-		err = fmt.Errorf("code %d: %s", resp.Code, resp.Remark)
-	}
 	var body struct {
 		TopicConfigTable map[string]TopicConfig `json:"topicConfigTable"`
 	}
-	if err == nil {
-		err = json.Unmarshal(resp.Body, &body)
-	}
+	err := b.fromLeader(remoting.ReqGetAllTopicConfig, &body)
 	if err == nil {
 		err = b.topics.replaceAll(body.TopicConfigTable)
 	}
-	if err != nil {
-		b.log.Warn("copy the leader's topics", "leader", addr, "err", err)
+	if err != nil && !errors.Is(err, errNoLeader) {
+		b.log.Warn("copy the leader's topics", "err", err)
 	}
+}
+
+// syncOffsetsFromLeader copies the leader's consumer offsets, so that a
+// follower that becomes leader knows where each group was.
+func (b *Broker) syncOffsetsFromLeader() {
+	var body struct {
+		OffsetTable map[string]map[int32]int64 `json:"offsetTable"`
+	}
+	err := b.fromLeader(remoting.ReqGetAllConsumerOffset, &body)
+	if err == nil {
+		b.offsets.Load(body.OffsetTable)
+	} else if !errors.Is(err, errNoLeader) {
+		b.log.Warn("copy the leader's consumer offsets", "err", err)
+	}
+}
+
+var errNoLeader = errors.New("no leader known")
+
+// fromLeader asks a follower's leader for code's JSON answer.
+func (b *Broker) fromLeader(code int16, into any) error {
+	addr := b.members.Load().leader
+	if !b.follower() || addr == "" {
+		return errNoLeader
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := b.leaderLink.invoke(ctx, addr, remoting.NewRequest(code, nil, nil))
+	switch {
+	case err != nil:
+		return fmt.Errorf("leader %s: %w", addr, err)
+	case resp.Code != remoting.RespSuccess:
+		return fmt.Errorf("leader %s: code %d: %s", addr, resp.Code, resp.Remark)
+	}
+	if err := json.Unmarshal(resp.Body, into); err != nil {
+		return fmt.Errorf("leader %s: %w", addr, err)
+	}
+	return nil
 }
 
 // ReplicationStatus is a broker's part of `strata admin cluster status`.
@@ -345,30 +370,4 @@ func (b *Broker) handleAllConsumerOffsets(c *remoting.Conn, req *remoting.Comman
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
 	return okResponse(req, nil, body)
-}
-
-// syncOffsetsFromLeader copies the leader's consumer offsets, so that a
-// follower that becomes leader knows where each group was.
-func (b *Broker) syncOffsetsFromLeader() {
-	addr := b.members.Load().leader
-	if !b.follower() || addr == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	resp, err := b.leaderLink.invoke(ctx, addr, remoting.NewRequest(remoting.ReqGetAllConsumerOffset, nil, nil))
-	if err == nil && resp.Code != remoting.RespSuccess {
-		err = fmt.Errorf("code %d: %s", resp.Code, resp.Remark)
-	}
-	var body struct {
-		OffsetTable map[string]map[int32]int64 `json:"offsetTable"`
-	}
-	if err == nil {
-		err = json.Unmarshal(resp.Body, &body)
-	}
-	if err != nil {
-		b.log.Warn("copy the leader's consumer offsets", "leader", addr, "err", err)
-		return
-	}
-	b.offsets.Load(body.OffsetTable)
 }

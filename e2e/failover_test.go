@@ -6,8 +6,10 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -52,6 +54,32 @@ func (g *replGroup) foLeader() int {
 	return -1
 }
 
+// foTopic waits for a leader with three copies in sync and creates a
+// topic there that the followers know.
+func (g *replGroup) foTopic(t *testing.T, prefix string, queues int) string {
+	t.Helper()
+	waitFor(t, 30*time.Second, "a leader with three copies in sync", func() bool {
+		id := g.foLeader()
+		if id < 0 {
+			return false
+		}
+		st, err := replStatus(g.members[id].broker)
+		return err == nil && st.InSync == 3
+	})
+	lead := g.foLeader()
+	topic := uniq(prefix)
+	g.members[lead].createTopic(t, topic, queues, false)
+	for id, m := range g.members {
+		if id != lead {
+			waitFor(t, 30*time.Second, "the followers to know the topic", func() bool {
+				resp, err := invoke(m.broker, remoting.ReqGetAllTopicConfig, nil, nil)
+				return err == nil && bytes.Contains(resp.Body, []byte(topic))
+			})
+		}
+	}
+	return topic
+}
+
 // TestFailoverKill9: producers of both clients send all along; the leader
 // is killed with SIGKILL at random moments, several times. Each time
 // another replica leads within 10 s, and the old leader comes back as a
@@ -69,27 +97,8 @@ func TestFailoverKill9(t *testing.T) {
 	for id := range 3 {
 		g.members = append(g.members, replStart(t, strings.Join(nsList, ";"), id, "--failover", "on"))
 	}
-	waitFor(t, 30*time.Second, "a leader with three copies in sync", func() bool {
-		id := g.foLeader()
-		if id < 0 {
-			return false
-		}
-		st, err := replStatus(g.members[id].broker)
-		return err == nil && st.InSync == 3
-	})
-	lead := g.foLeader()
-	topic := uniq("failover")
 	const queues = 4
-	g.members[lead].createTopic(t, topic, queues, false)
-	for id, m := range g.members {
-		if id == lead {
-			continue
-		}
-		waitFor(t, 30*time.Second, "the followers to know the topic", func() bool {
-			resp, err := invoke(m.broker, remoting.ReqGetAllTopicConfig, nil, nil)
-			return err == nil && bytes.Contains(resp.Body, []byte(topic))
-		})
-	}
+	topic := g.foTopic(t, "failover", queues)
 	load := startReplLoad(t, g, topic)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	const rounds = 4
@@ -122,9 +131,21 @@ func TestFailoverKill9(t *testing.T) {
 	load.halt()
 	acks, failed := load.count()
 	t.Logf("%d sends acknowledged, %d failed or unconfirmed:%s", acks, failed, load.failures())
-	lead = g.foLeader()
+	lead := g.foLeader()
 	g.members[0], g.members[lead] = g.members[lead], g.members[0] // the checks want the leader first
 	waitFor(t, 30*time.Second, "the followers to catch up", g.caughtUp)
+
+	// The admin view: one leader at the newest epoch, two followers in sync.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	out, err := exec.CommandContext(ctx, strataBin, "admin", "cluster", "status", "--namesrv", nss[1].namesrv).CombinedOutput()
+	cancel()
+	st, _ := replStatus(g.members[0].broker)
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("epoch %d,", st.Epoch)) || strings.Count(string(out), " follower ") != 2 ||
+		strings.Count(string(out), " yes") != 3 || st.Epoch < rounds+1 {
+		t.Errorf("strata admin cluster status (the leader says epoch %d): %v\n%s", st.Epoch, err, out)
+	} else {
+		t.Logf("strata admin cluster status:\n%s", out)
+	}
 	replCheck(t, g, topic, queues, load)
 }
 
@@ -193,26 +214,8 @@ func logEnd(m *readerNode) int64 {
 func TestFailoverPartitions(t *testing.T) {
 	t.Parallel()
 	g := startPartitioned(t)
-	waitFor(t, 30*time.Second, "a leader with three copies in sync", func() bool {
-		id := g.foLeader()
-		if id < 0 {
-			return false
-		}
-		st, err := replStatus(g.members[id].broker)
-		return err == nil && st.InSync == 3
-	})
-	lead := g.foLeader()
-	topic := uniq("partition")
 	const queues = 4
-	g.members[lead].createTopic(t, topic, queues, false)
-	for id, m := range g.members {
-		if id != lead {
-			waitFor(t, 30*time.Second, "the followers to know the topic", func() bool {
-				resp, err := invoke(m.broker, remoting.ReqGetAllTopicConfig, nil, nil)
-				return err == nil && bytes.Contains(resp.Body, []byte(topic))
-			})
-		}
-	}
+	topic := g.foTopic(t, "partition", queues)
 	load := startReplLoad(t, &g.replGroup, topic)
 	more := func(what string) {
 		t.Helper()
@@ -244,7 +247,7 @@ func TestFailoverPartitions(t *testing.T) {
 	})
 
 	// 2. The leader loses its followers, not its clients.
-	lead = g.foLeader()
+	lead := g.foLeader()
 	g.haLinks[lead].setCut(true)
 	waitFor(t, 30*time.Second, "the leader to count fewer than two copies", func() bool {
 		st, err := replStatus(g.members[lead].broker)

@@ -209,13 +209,18 @@ func permString(p int) string {
 	return s
 }
 
-func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// eachGroup parses a per-group command's flags (--cluster, and more from
+// extra) and calls fn for each broker name (of --cluster), in name order.
+func eachGroup(ctx context.Context, cmd string, args []string, stderr io.Writer, extra func(*flag.FlagSet, *adminTopicConfig),
+	fn func(cl *client.Client, c *adminTopicConfig, name string, bd client.BrokerData) error) error {
 	c := adminTopicConfig{ToolConfig: defaultClientConfig()}
-	fs := newAdminFlags("tier status", stderr)
+	fs := newAdminFlags(cmd, stderr)
 	if err := parseToolFlags(&c, fs, args, func(fs *flag.FlagSet) {
 		c.flags(fs)
 		fs.StringVar(&c.Cluster, "cluster", c.Cluster, "only brokers of this cluster")
-		fs.BoolVar(&c.All, "all", c.All, "include system topics (TBW102, %RETRY%…, %DLQ%…)")
+		if extra != nil {
+			extra(fs, &c)
+		}
 	}); err != nil {
 		return err
 	}
@@ -230,143 +235,139 @@ func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(ci.Brokers)) {
-		bd := ci.Brokers[name]
-		if c.Cluster != "" && bd.Cluster != c.Cluster {
-			continue
-		}
-		addr := bd.LeaderAddr()
-		if addr == "" {
-			continue
-		}
-		st, err := cl.TierStatus(ctx, addr)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("broker %s (%s): %w", name, addr, err))
-			continue
-		}
-		fmt.Fprintf(stdout, "broker %s (cluster %s, %s)\n", name, st.Cluster, addr)
-		if !st.Enabled || st.Tier == nil {
-			fmt.Fprintln(stdout, "  cold tier: off (no --tier)")
-		} else {
-			t := st.Tier
-			fmt.Fprintf(stdout, "  cold tier: %d objects, %d bytes, log offloaded up to %d; ready=%v\n", t.Objects, t.Bytes, t.EndOffset, t.Ready)
-			fmt.Fprintf(stdout, "  upload lag: %d segments, %d bytes; cache hit ratio %.2f\n", t.PendingSegments, t.PendingBytes, t.CacheHitRatio)
-			if t.LastError != "" {
-				fmt.Fprintf(stdout, "  last error (%s): %s\n", t.LastErrorAt.Format(time.RFC3339), t.LastError)
+		if bd := ci.Brokers[name]; c.Cluster == "" || bd.Cluster == c.Cluster {
+			if err := fn(cl, &c, name, bd); err != nil {
+				errs = append(errs, err)
 			}
 		}
-		for _, id := range bd.Readers() {
-			raddr := bd.Addrs[id]
-			rs, err := cl.TierStatus(ctx, raddr)
-			switch {
-			case err != nil:
-				fmt.Fprintf(stdout, "  reader %d (%s): %v\n", id, raddr, err)
-			case rs.Tier == nil:
-				fmt.Fprintf(stdout, "  member %d (%s): no cold tier\n", id, raddr)
-			default:
-				fmt.Fprintf(stdout, "  reader %d (%s): sees the log offloaded up to %d\n", id, raddr, rs.Tier.EndOffset)
-			}
-		}
-		// The name servers' view: the hot starts routes give clients.
-		routed := map[string]*client.Route{}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  TOPIC\tQUEUE\tCOLD\tHOT\tROUTED HOT START")
-		for _, q := range st.Queues {
-			if !c.All && client.IsSystemTopic(q.Topic) {
-				continue
-			}
-			cold, hot, rhs := "-", "-", "-"
-			if q.ColdNext > q.ColdFirst {
-				cold = fmt.Sprintf("[%d, %d)", q.ColdFirst, q.ColdNext)
-			}
-			if q.HotMax > q.HotMin {
-				hot = fmt.Sprintf("[%d, %d)", q.HotMin, q.HotMax)
-			}
-			r, ok := routed[q.Topic]
-			if !ok {
-				r, _ = cl.Route(ctx, q.Topic) // nil: no route (yet)
-				routed[q.Topic] = r
-			}
-			if r != nil {
-				if hs, ok := r.HotStart[name][int(q.QueueID)]; ok {
-					rhs = strconv.FormatInt(hs, 10)
-				}
-			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", q.Topic, q.QueueID, cold, hot, rhs)
-		}
-		tw.Flush()
 	}
 	return errors.Join(errs...)
 }
 
-func adminClusterStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := adminTopicConfig{ToolConfig: defaultClientConfig()}
-	fs := newAdminFlags("cluster status", stderr)
-	if err := parseToolFlags(&c, fs, args, func(fs *flag.FlagSet) {
-		c.flags(fs)
-		fs.StringVar(&c.Cluster, "cluster", c.Cluster, "only brokers of this cluster")
-	}); err != nil {
-		return err
+func adminTierStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	all := func(fs *flag.FlagSet, c *adminTopicConfig) {
+		fs.BoolVar(&c.All, "all", c.All, "include system topics (TBW102, %RETRY%…, %DLQ%…)")
 	}
-	cl, err := c.newClient(stderr)
+	return eachGroup(ctx, "tier status", args, stderr, all, func(cl *client.Client, c *adminTopicConfig, name string, bd client.BrokerData) error {
+		return tierStatusOf(ctx, cl, c, name, bd, stdout)
+	})
+}
+
+func tierStatusOf(ctx context.Context, cl *client.Client, c *adminTopicConfig, name string, bd client.BrokerData, stdout io.Writer) error {
+	addr := bd.LeaderAddr()
+	if addr == "" {
+		return nil
+	}
+	st, err := cl.TierStatus(ctx, addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("broker %s (%s): %w", name, addr, err)
 	}
-	defer cl.Close()
-	ci, err := cl.ClusterInfo(ctx)
-	if err != nil {
-		return explain(err, &c.ToolConfig, "")
+	fmt.Fprintf(stdout, "broker %s (cluster %s, %s)\n", name, st.Cluster, addr)
+	if !st.Enabled || st.Tier == nil {
+		fmt.Fprintln(stdout, "  cold tier: off (no --tier)")
+	} else {
+		t := st.Tier
+		fmt.Fprintf(stdout, "  cold tier: %d objects, %d bytes, log offloaded up to %d; ready=%v\n", t.Objects, t.Bytes, t.EndOffset, t.Ready)
+		fmt.Fprintf(stdout, "  upload lag: %d segments, %d bytes; cache hit ratio %.2f\n", t.PendingSegments, t.PendingBytes, t.CacheHitRatio)
+		if t.LastError != "" {
+			fmt.Fprintf(stdout, "  last error (%s): %s\n", t.LastErrorAt.Format(time.RFC3339), t.LastError)
+		}
 	}
-	var errs []error
-	for _, name := range slices.Sorted(maps.Keys(ci.Brokers)) {
-		bd := ci.Brokers[name]
-		if c.Cluster != "" && bd.Cluster != c.Cluster {
+	for _, id := range bd.Readers() {
+		raddr := bd.Addrs[id]
+		rs, err := cl.TierStatus(ctx, raddr)
+		switch {
+		case err != nil:
+			fmt.Fprintf(stdout, "  reader %d (%s): %v\n", id, raddr, err)
+		case rs.Tier == nil:
+			fmt.Fprintf(stdout, "  member %d (%s): no cold tier\n", id, raddr)
+		default:
+			fmt.Fprintf(stdout, "  reader %d (%s): sees the log offloaded up to %d\n", id, raddr, rs.Tier.EndOffset)
+		}
+	}
+	// The name servers' view: the hot starts routes give clients.
+	routed := map[string]*client.Route{}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TOPIC\tQUEUE\tCOLD\tHOT\tROUTED HOT START")
+	for _, q := range st.Queues {
+		if !c.All && client.IsSystemTopic(q.Topic) {
 			continue
 		}
-		ids := slices.Sorted(maps.Keys(bd.Addrs))
-		var lead *client.ReplicationStatus
-		if addr := bd.LeaderAddr(); addr != "" {
-			st, err := cl.ReplicationStatus(ctx, addr)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("broker %s leader (%s): %w", name, addr, err))
-			} else {
-				lead = &st
+		cold, hot, rhs := "-", "-", "-"
+		if q.ColdNext > q.ColdFirst {
+			cold = fmt.Sprintf("[%d, %d)", q.ColdFirst, q.ColdNext)
+		}
+		if q.HotMax > q.HotMin {
+			hot = fmt.Sprintf("[%d, %d)", q.HotMin, q.HotMax)
+		}
+		r, ok := routed[q.Topic]
+		if !ok {
+			r, _ = cl.Route(ctx, q.Topic) // nil: no route (yet)
+			routed[q.Topic] = r
+		}
+		if r != nil {
+			if hs, ok := r.HotStart[name][int(q.QueueID)]; ok {
+				rhs = strconv.FormatInt(hs, 10)
 			}
 		}
-		fmt.Fprintf(stdout, "group %s (cluster %s)\n", name, bd.Cluster)
-		if lead == nil {
-			fmt.Fprintln(stdout, "  no live leader")
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\n", q.Topic, q.QueueID, cold, hot, rhs)
+	}
+	tw.Flush()
+	return nil
+}
+
+func adminClusterStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return eachGroup(ctx, "cluster status", args, stderr, nil, func(cl *client.Client, _ *adminTopicConfig, name string, bd client.BrokerData) error {
+		return clusterStatusOf(ctx, cl, name, bd, stdout)
+	})
+}
+
+// clusterStatusOf prints one broker group's replication state.
+func clusterStatusOf(ctx context.Context, cl *client.Client, name string, bd client.BrokerData, stdout io.Writer) error {
+	var lead *client.ReplicationStatus
+	var err error
+	if addr := bd.LeaderAddr(); addr != "" {
+		st, serr := cl.ReplicationStatus(ctx, addr)
+		if serr != nil {
+			err = fmt.Errorf("broker %s leader (%s): %w", name, addr, serr)
 		} else {
-			fmt.Fprintf(stdout, "  leader %s, epoch %d, log [%d, %d), replication %s, in sync %d of min %d\n",
-				lead.Addr, lead.Epoch, lead.LogStart, lead.LogEnd, lead.Replication, lead.InSync, lead.MinInSync)
+			lead = &st
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tROLE\tADDR\tLOG END\tLAG BYTES\tLAG\tIN SYNC")
-		for _, id := range ids {
-			addr := bd.Addrs[id]
-			st, err := cl.ReplicationStatus(ctx, addr)
-			if err != nil {
-				fmt.Fprintf(tw, "  %d\t?\t%s\t-\t-\t-\t%v\n", id, addr, err)
-				continue
-			}
-			lagB, lag, insync := "-", "-", "-"
-			if lead != nil && st.Role == "follower" {
-				insync = "no"
-				for _, f := range lead.Followers {
-					if f.ID == id {
-						lagB = strconv.FormatInt(f.LagBytes, 10)
-						lag = (time.Duration(f.LagMillis) * time.Millisecond).String()
-						if f.InSync {
-							insync = "yes"
-						}
+	}
+	fmt.Fprintf(stdout, "group %s (cluster %s)\n", name, bd.Cluster)
+	if lead == nil {
+		fmt.Fprintln(stdout, "  no live leader")
+	} else {
+		fmt.Fprintf(stdout, "  leader %s, epoch %d, log [%d, %d), replication %s, in sync %d of min %d\n",
+			lead.Addr, lead.Epoch, lead.LogStart, lead.LogEnd, lead.Replication, lead.InSync, lead.MinInSync)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tROLE\tADDR\tLOG END\tLAG BYTES\tLAG\tIN SYNC")
+	for _, id := range slices.Sorted(maps.Keys(bd.Addrs)) {
+		addr := bd.Addrs[id]
+		st, serr := cl.ReplicationStatus(ctx, addr)
+		if serr != nil {
+			fmt.Fprintf(tw, "  %d\t?\t%s\t-\t-\t-\t%v\n", id, addr, serr)
+			continue
+		}
+		lagB, lag, insync := "-", "-", "-"
+		switch {
+		case st.Role == "leader":
+			insync = "yes"
+		case lead != nil && st.Role == "follower":
+			insync = "no"
+			for _, f := range lead.Followers {
+				if f.ID == st.BrokerID {
+					lagB = strconv.FormatInt(f.LagBytes, 10)
+					lag = (time.Duration(f.LagMillis) * time.Millisecond).String()
+					if f.InSync {
+						insync = "yes"
 					}
 				}
 			}
-			if st.Role == "leader" {
-				insync = "yes"
-			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%s\t%s\n", id, st.Role, addr, st.LogEnd, lagB, lag, insync)
 		}
-		tw.Flush()
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%s\t%s\t%s\n", id, st.Role, addr, st.LogEnd, lagB, lag, insync)
 	}
-	return errors.Join(errs...)
+	tw.Flush()
+	return err
 }
