@@ -14,6 +14,11 @@ output "tier_url" {
 }
 
 output "brokers" {
-  description = "Broker instances."
+  description = "Broker instances (broker id 0 of each group)."
   value       = module.strata.brokers
+}
+
+output "followers" {
+  description = "Follower instances: group, broker id, instance, address, zone."
+  value       = module.strata.followers
 }

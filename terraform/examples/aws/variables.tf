@@ -43,9 +43,33 @@ variable "binary_sha256" {
 }
 
 variable "broker_count" {
-  description = "Leader brokers."
+  description = "Broker groups (broker-a, broker-b, …), each a leader and followers_per_group followers."
   type        = number
   default     = 2
+}
+
+variable "followers_per_group" {
+  description = "Followers per broker group, each on its own NVMe instance in another zone (0: leaders alone)."
+  type        = number
+  default     = 0
+}
+
+variable "replication" {
+  description = "\"async\" (acknowledge after the leader's write) or \"sync\" (after min_insync_replicas copies)."
+  type        = string
+  default     = "async"
+}
+
+variable "min_insync_replicas" {
+  description = "Copies, the leader's included, a send needs under sync replication; null: 2."
+  type        = number
+  default     = null
+}
+
+variable "failover" {
+  description = "The name servers' controller elects a new leader when one fails (needs followers). Until Strata supports failover with a cold tier, brokers then keep their whole log on their instance stores and do not offload to S3."
+  type        = bool
+  default     = false
 }
 
 variable "readers_per_broker" {

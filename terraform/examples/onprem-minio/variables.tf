@@ -1,5 +1,5 @@
 variable "hosts" {
-  description = "The hosts you already have: each host's IPv4 address (the one clients and brokers reach it on; Strata advertises addresses, not names) => its role: \"namesrv\", \"broker\", \"reader\" or \"standalone\". Brokers are named broker-a, broker-b, … in lexical order of their addresses; readers get broker ids 1, 2, … in the same order."
+  description = "The hosts you already have: each host's IPv4 address (the one clients and brokers reach it on; Strata advertises addresses, not names) => its role: \"namesrv\", \"broker\" (a group's leader), \"follower:<broker name>\" (a follower of that group; \"follower\" alone: of the first broker's), \"reader\" or \"standalone\". Brokers are named broker-a, broker-b, … in lexical order of their addresses; a group's followers, and the readers, get broker ids 1, 2, … in the same order."
   type        = map(string)
 
   validation {
@@ -11,16 +11,16 @@ variable "hosts" {
     error_message = "Every key of hosts must be an IPv4 address such as \"10.0.0.11\" (brokers advertise it to clients)."
   }
   validation {
-    condition     = alltrue([for r in values(var.hosts) : contains(["namesrv", "broker", "reader", "standalone"], r)])
-    error_message = "Every role in hosts must be \"namesrv\", \"broker\", \"reader\" or \"standalone\"."
+    condition     = alltrue([for r in values(var.hosts) : can(regex("^(namesrv|broker|follower(:[A-Za-z0-9_-]{1,64})?|reader|standalone)$", r))])
+    error_message = "Every role in hosts must be \"namesrv\", \"broker\", \"follower:<broker name>\" (or \"follower\": of the first broker), \"reader\" or \"standalone\"."
   }
   validation {
     condition     = !contains(values(var.hosts), "standalone") || length(var.hosts) == 1
     error_message = "A standalone node runs its own name server and broker: give it as the only host."
   }
   validation {
-    condition     = !(contains(values(var.hosts), "broker") || contains(values(var.hosts), "reader")) || contains(values(var.hosts), "namesrv")
-    error_message = "Brokers and readers need at least one host with role \"namesrv\"."
+    condition     = !anytrue([for r in values(var.hosts) : r == "broker" || r == "reader" || startswith(r, "follower")]) || contains(values(var.hosts), "namesrv")
+    error_message = "Brokers, followers and readers need at least one host with role \"namesrv\"."
   }
 }
 
@@ -62,7 +62,7 @@ variable "minio_secure" {
 }
 
 variable "credentials_env_file" {
-  description = "On each broker and reader host, the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
+  description = "On each host that uses MinIO (leaders of groups without failover, readers, standalone), the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
   type        = string
   default     = "/etc/strata/credentials.env"
 }
@@ -97,6 +97,41 @@ variable "http_port" {
   default     = 8080
 }
 
+variable "ha_port" {
+  description = "Replication port of leaders and followers (firewall it to the broker hosts). null: not rendered, Strata's default: broker_port + 1, or any free port if that one is taken (followers learn it from the name servers); set it to pin the port for a firewall."
+  type        = number
+  default     = null
+}
+
+variable "controller_port" {
+  description = "With failover: the port of the failover controller on every name server (its raft peers, the other name servers, dial it: firewall it to them)."
+  type        = number
+  default     = 9878
+}
+
+variable "replication" {
+  description = "When a group's leader acknowledges a send: \"async\" after its own write, \"sync\" once min_insync_replicas copies (its own included) hold it."
+  type        = string
+  default     = "async"
+}
+
+variable "min_insync_replicas" {
+  description = "Under sync replication, the copies a send needs (every group must hold that many: its leader and followers); null: 2 under sync."
+  type        = number
+  default     = null
+}
+
+variable "failover" {
+  description = "Let the name servers' failover controller elect the leader of every group that has followers. Those groups then have no cold tier (Strata does not support failover with one yet): they keep their whole log on their disks; groups without followers keep offloading to MinIO."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.failover || anytrue([for r in values(var.hosts) : startswith(r, "follower")])
+    error_message = "failover = true needs followers (\"follower:<broker name>\" hosts): the controller elects a new leader among them."
+  }
+}
+
 variable "http_on_host_address" {
   description = "Serve /metrics, /healthz and the admin API on the host's address (for a Prometheus elsewhere) instead of 127.0.0.1. Firewall the port to your monitoring hosts."
   type        = bool
@@ -104,13 +139,13 @@ variable "http_on_host_address" {
 }
 
 variable "data_dir" {
-  description = "Data directory on broker and reader hosts."
+  description = "Data directory on broker, follower and reader hosts, and on name-server hosts with failover (the controller's raft state)."
   type        = string
   default     = "/var/lib/strata"
 }
 
 variable "data_device" {
-  description = "Block device to format (when blank) and mount at data_dir on broker and reader hosts; null if data_dir is already on the right disk."
+  description = "Block device to format (when blank) and mount at data_dir on broker, follower and reader hosts; null if data_dir is already on the right disk."
   type        = string
   default     = null
 }
@@ -146,7 +181,7 @@ variable "auto_create_topics" {
 }
 
 variable "segment_size" {
-  description = "Commit-log segment size of the brokers."
+  description = "Commit-log segment size of the leaders and followers (the same in a group)."
   type        = string
   default     = "1GiB"
 }

@@ -50,7 +50,8 @@ resource "aws_instance" "namesrv" {
 # ---------------------------------------------------------------------------
 # Brokers: leaders on instance types with local NVMe, which holds the hot
 # tier (formatted and mounted at boot by the node's preparation unit).
-# Anything not yet offloaded lives only there: segment_max_age bounds it.
+# Anything not yet offloaded lives only there (and on the group's followers,
+# if any): segment_max_age bounds it.
 
 resource "aws_instance" "broker" {
   for_each = toset(local.broker_names)
@@ -58,7 +59,7 @@ resource "aws_instance" "broker" {
   ami                         = local.ami_id
   instance_type               = local.broker_type
   subnet_id                   = var.subnet_ids[index(local.broker_names, each.key) % length(var.subnet_ids)]
-  vpc_security_group_ids      = [aws_security_group.broker.id]
+  vpc_security_group_ids      = [aws_security_group.broker.id, aws_security_group.replication.id]
   iam_instance_profile        = aws_iam_instance_profile.node.name
   key_name                    = var.key_name
   user_data                   = module.broker[each.key].cloud_init
@@ -76,7 +77,7 @@ resource "aws_instance" "broker" {
     encrypted   = true
   }
 
-  tags        = merge(local.tags, { Name = "${var.name}-${each.key}", "strata:role" = "broker", "strata:broker-name" = each.key })
+  tags        = merge(local.tags, { Name = "${var.name}-${each.key}", "strata:role" = "broker", "strata:broker-name" = each.key, "strata:broker-id" = "0" })
   volume_tags = local.tags
 
   lifecycle {
@@ -84,6 +85,56 @@ resource "aws_instance" "broker" {
     precondition {
       condition     = data.aws_ec2_instance_type.broker.instance_storage_supported
       error_message = "broker_instance_type ${local.broker_type} has no instance storage: brokers keep their hot tier on local NVMe (e.g. i4i, i4g, im4gn, is4gen, m6id, c6gd)."
+    }
+    precondition {
+      condition     = contains(data.aws_ec2_instance_type.broker.supported_architectures, var.architecture)
+      error_message = "broker_instance_type ${local.broker_type} does not run ${var.architecture} (architecture)."
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Followers: the same instance type as their leader (under failover one may
+# lead), their copy of the log on their own instance store, in another
+# availability zone than the leader's when there are several subnets.
+
+resource "aws_instance" "follower" {
+  for_each = local.followers
+
+  ami                         = local.ami_id
+  instance_type               = local.broker_type
+  subnet_id                   = each.value.subnet_id
+  vpc_security_group_ids      = [aws_security_group.broker.id, aws_security_group.replication.id]
+  iam_instance_profile        = aws_iam_instance_profile.node.name
+  key_name                    = var.key_name
+  user_data                   = module.follower[each.key].cloud_init
+  user_data_replace_on_change = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = var.root_volume_size
+    encrypted   = true
+  }
+
+  tags = merge(local.tags, {
+    Name                 = "${var.name}-${each.key}"
+    "strata:role"        = "follower"
+    "strata:broker-name" = each.value.broker_name
+    "strata:broker-id"   = tostring(each.value.broker_id)
+  })
+  volume_tags = local.tags
+
+  lifecycle {
+    ignore_changes = [ami]
+    precondition {
+      condition     = data.aws_ec2_instance_type.broker.instance_storage_supported
+      error_message = "broker_instance_type ${local.broker_type} has no instance storage: followers keep their copy of the log on local NVMe (e.g. i4i, i4g, im4gn, is4gen, m6id, c6gd)."
     }
     precondition {
       condition     = contains(data.aws_ec2_instance_type.broker.supported_architectures, var.architecture)

@@ -1,7 +1,8 @@
 # Strata on EC2: name servers on fixed addresses across availability zones,
-# brokers on local NVMe, optional tier readers in auto-scaling groups, an S3
-# bucket for the cold tier and an instance role scoped to it. Every node's
-# configuration comes from terraform/modules/strata-node (cloud-init).
+# broker groups (a leader and optional followers) on local NVMe, optional
+# tier readers in auto-scaling groups, an S3 bucket for the cold tier and an
+# instance role scoped to it. Every node's configuration comes from
+# terraform/modules/strata-node (cloud-init).
 
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
@@ -44,6 +45,21 @@ locals {
   namesrv_addresses = [for eni in aws_network_interface.namesrv : "${eni.private_ip}:${var.namesrv_port}"]
   tier_url          = "s3://${aws_s3_bucket.tier.bucket}/${var.tier_prefix}?region=${data.aws_region.current.name}"
 
+  # Followers: broker-a-1, broker-a-2, …, each in the subnets after its
+  # leader's (another availability zone when there are several).
+  followers = { for p in setproduct(range(var.broker_count), range(1, var.followers_per_group + 1)) : "${local.broker_names[p[0]]}-${p[1]}" => {
+    broker_name = local.broker_names[p[0]]
+    broker_id   = p[1]
+    subnet_id   = var.subnet_ids[(p[0] + p[1]) % length(var.subnet_ids)]
+  } }
+  ha_port = coalesce(var.ha_port, var.broker_port + 1)
+  # Strata does not support failover with a cold tier yet: with failover
+  # the brokers do not offload.
+  broker_tier_url = var.failover ? "" : local.tier_url
+  # With failover every name server runs the controller, on its fixed
+  # address; the raft peers are all of them.
+  controller_peers = [for eni in aws_network_interface.namesrv : "${eni.private_ip}:${var.controller_port}"]
+
   tags = merge({ "strata:cluster" = var.cluster_name, "managed-by" = "terraform" }, var.tags)
 }
 
@@ -56,6 +72,8 @@ module "namesrv" {
 
   role                  = "namesrv"
   namesrv_listen        = ":${var.namesrv_port}"
+  controller_listen     = var.failover ? local.controller_peers[count.index] : null
+  controller_peers      = var.failover ? local.controller_peers : []
   http_listen           = local.http_listen
   allow_http_listen_any = local.admin_open # only the admin CIDRs reach it (security group)
   binary_url            = var.binary_url
@@ -72,17 +90,51 @@ module "broker" {
   namesrv_addresses     = local.namesrv_addresses
   listen                = ":${var.broker_port}"
   advertise             = "auto"
+  ha_listen             = ":${local.ha_port}"
   http_listen           = local.http_listen
   allow_http_listen_any = local.admin_open
   data_device           = var.broker_data_device
   data_device_fs_type   = var.broker_data_fs_type
-  tier_url              = local.tier_url
+  tier_url              = local.broker_tier_url
   segment_size          = var.segment_size
   segment_max_age       = var.segment_max_age
   hot_retention         = var.hot_retention
   flush                 = var.flush
   cache_size            = var.cache_size
   auto_create_topics    = var.auto_create_topics
+  replication           = var.replication
+  min_insync_replicas   = var.min_insync_replicas
+  failover              = var.failover
+  binary_url            = var.binary_url
+  binary_sha256         = var.binary_sha256
+}
+
+# Followers: the leader's log settings (segment size and flush must match),
+# the group's replication settings (under failover any member may lead), no
+# cold tier (only a leader offloads).
+module "follower" {
+  source   = "../strata-node"
+  for_each = local.followers
+
+  role                  = "follower"
+  cluster_name          = var.cluster_name
+  broker_name           = each.value.broker_name
+  broker_id             = each.value.broker_id
+  namesrv_addresses     = local.namesrv_addresses
+  listen                = ":${var.broker_port}"
+  advertise             = "auto"
+  ha_listen             = ":${local.ha_port}"
+  http_listen           = local.http_listen
+  allow_http_listen_any = local.admin_open
+  data_device           = var.broker_data_device
+  data_device_fs_type   = var.broker_data_fs_type
+  segment_size          = var.segment_size
+  segment_max_age       = var.segment_max_age
+  flush                 = var.flush
+  auto_create_topics    = var.auto_create_topics
+  replication           = var.replication
+  min_insync_replicas   = var.min_insync_replicas
+  failover              = var.failover
   binary_url            = var.binary_url
   binary_sha256         = var.binary_sha256
 }

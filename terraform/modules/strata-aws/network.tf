@@ -1,6 +1,8 @@
 # Security groups: client ports open to client_cidrs only, brokers reach the
 # name servers, and the admin/metrics port only to admin_cidrs (closed by
-# default). Outbound is open (S3, package mirrors, the binary's URL).
+# default). The replication port is open only between leaders and followers,
+# the controller's raft port only between name servers. Outbound is open
+# (S3, package mirrors, the binary's URL).
 
 resource "aws_security_group" "namesrv" {
   name_prefix = "${var.name}-namesrv-"
@@ -18,6 +20,20 @@ resource "aws_security_group" "broker" {
   description = "Strata brokers and tier readers"
   vpc_id      = data.aws_vpc.this.id
   tags        = merge(local.tags, { Name = "${var.name}-broker" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Leaders and followers only (not tier readers, not clients): the members of
+# this group reach each other's replication port. Outbound goes through the
+# broker group's rule.
+resource "aws_security_group" "replication" {
+  name_prefix = "${var.name}-replication-"
+  description = "Strata leaders and followers: replication"
+  vpc_id      = data.aws_vpc.this.id
+  tags        = merge(local.tags, { Name = "${var.name}-replication" })
 
   lifecycle {
     create_before_destroy = true
@@ -75,11 +91,36 @@ resource "aws_vpc_security_group_ingress_rule" "broker_to_namesrv" {
 
 resource "aws_vpc_security_group_ingress_rule" "broker_to_broker" {
   security_group_id            = aws_security_group.broker.id
-  description                  = "leaders and tier readers"
+  description                  = "leaders, followers and tier readers"
   ip_protocol                  = "tcp"
   from_port                    = var.broker_port
   to_port                      = var.broker_port
   referenced_security_group_id = aws_security_group.broker.id
+}
+
+# Followers copy their leader's log over the replication port; under
+# failover any member may lead, so every member opens it to the others.
+resource "aws_vpc_security_group_ingress_rule" "replication" {
+  count = var.followers_per_group > 0 ? 1 : 0
+
+  security_group_id            = aws_security_group.replication.id
+  description                  = "followers copy their leader's log"
+  ip_protocol                  = "tcp"
+  from_port                    = local.ha_port
+  to_port                      = local.ha_port
+  referenced_security_group_id = aws_security_group.replication.id
+}
+
+# The failover controller's raft group: name servers among themselves.
+resource "aws_vpc_security_group_ingress_rule" "controller" {
+  count = var.failover ? 1 : 0
+
+  security_group_id            = aws_security_group.namesrv.id
+  description                  = "the failover controller's raft peers"
+  ip_protocol                  = "tcp"
+  from_port                    = var.controller_port
+  to_port                      = var.controller_port
+  referenced_security_group_id = aws_security_group.namesrv.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "all" {

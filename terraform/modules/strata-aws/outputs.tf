@@ -9,12 +9,28 @@ output "namesrv_private_ips" {
 }
 
 output "brokers" {
-  description = "Per broker name: instance id, private address and availability zone."
+  description = "Per broker name: the instance id, private address and availability zone of the group's broker id 0 (its leader, unless failover elected another)."
   value = { for n, i in aws_instance.broker : n => {
     instance_id       = i.id
     private_ip        = i.private_ip
     availability_zone = i.availability_zone
   } }
+}
+
+output "followers" {
+  description = "Per follower (broker-a-1, …): its broker name and id, instance id, private address and availability zone."
+  value = { for n, i in aws_instance.follower : n => {
+    broker_name       = local.followers[n].broker_name
+    broker_id         = local.followers[n].broker_id
+    instance_id       = i.id
+    private_ip        = i.private_ip
+    availability_zone = i.availability_zone
+  } }
+}
+
+output "controller_peers" {
+  description = "With failover: the name servers' controller raft addresses (ip:port); empty otherwise."
+  value       = var.failover ? local.controller_peers : []
 }
 
 output "reader_autoscaling_groups" {
@@ -33,7 +49,7 @@ output "bucket_arn" {
 }
 
 output "tier_url" {
-  description = "The --tier every broker and reader uses."
+  description = "The --tier of the leaders and readers; with failover = true no broker uses it (Strata does not support failover with a cold tier yet)."
   value       = local.tier_url
 }
 
@@ -43,6 +59,6 @@ output "instance_role_arn" {
 }
 
 output "security_group_ids" {
-  description = "Security groups of the name servers and of brokers and readers; add client rules of your own to these."
-  value       = local.sg_ids
+  description = "Security groups of the name servers (namesrv), of brokers, followers and readers (broker), and of leaders and followers only (replication); add client rules of your own to the first two."
+  value       = merge(local.sg_ids, { replication = aws_security_group.replication.id })
 }

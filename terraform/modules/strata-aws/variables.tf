@@ -66,6 +66,28 @@ variable "http_port" {
   default     = 8080
 }
 
+variable "ha_port" {
+  description = "Replication port of leaders and followers (Strata's --ha-listen), open only between the cluster's brokers; null: broker_port + 1 (10912), Strata's default."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.ha_port == null || try(var.ha_port == floor(var.ha_port) && var.ha_port >= 1 && var.ha_port <= 65535 && var.ha_port != var.broker_port && var.ha_port != var.http_port, false)
+    error_message = "ha_port must be a port from 1 to 65535 other than broker_port and http_port, or null (broker_port + 1)."
+  }
+}
+
+variable "controller_port" {
+  description = "Raft port of the failover controller the name servers run with failover = true (Strata's --controller-listen), open only between the name servers."
+  type        = number
+  default     = 9878
+
+  validation {
+    condition     = var.controller_port == floor(var.controller_port) && var.controller_port >= 1 && var.controller_port <= 65535 && var.controller_port != var.namesrv_port && var.controller_port != var.http_port
+    error_message = "controller_port must be a port from 1 to 65535 other than namesrv_port and http_port."
+  }
+}
+
 # ---------------------------------------------------------------------------
 # Machines.
 
@@ -121,7 +143,7 @@ variable "namesrv_instance_type" {
 }
 
 variable "broker_count" {
-  description = "Leader brokers (broker-a, broker-b, …), spread over subnet_ids. Each is its own shard of every topic's queues."
+  description = "Broker groups (broker-a, broker-b, …), each a leader and followers_per_group followers, spread over subnet_ids. Each is its own shard of every topic's queues."
   type        = number
   default     = 2
 
@@ -132,21 +154,32 @@ variable "broker_count" {
 }
 
 variable "broker_instance_type" {
-  description = "Broker instance type; it must have local NVMe instance storage (the hot tier). null: i4i.large (x86_64) or i4g.large (arm64)."
+  description = "Instance type of leaders and followers; it must have local NVMe instance storage (the hot tier). null: i4i.large (x86_64) or i4g.large (arm64)."
   type        = string
   default     = null
 }
 
 variable "broker_data_device" {
-  description = "Device (or glob) of the brokers' instance store, formatted when blank and mounted at /var/lib/strata at every boot."
+  description = "Device (or glob) of the leaders' and followers' instance store, formatted when blank and mounted at /var/lib/strata at every boot."
   type        = string
   default     = "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*"
 }
 
 variable "broker_data_fs_type" {
-  description = "Filesystem of the brokers' instance store: \"xfs\" or \"ext4\"."
+  description = "Filesystem of the leaders' and followers' instance store: \"xfs\" or \"ext4\"."
   type        = string
   default     = "xfs"
+}
+
+variable "followers_per_group" {
+  description = "Followers per broker group (broker ids 1, 2, …), each on its own instance of broker_instance_type with its own instance store, in the subnets after its leader's (so in other availability zones). They copy the leader's log over ha_port and serve pulls; 0 (the default): leaders alone."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.followers_per_group >= 0 && var.followers_per_group <= 8 && var.followers_per_group == floor(var.followers_per_group)
+    error_message = "followers_per_group must be a whole number from 0 to 8."
+  }
 }
 
 variable "readers_per_broker" {
@@ -157,6 +190,10 @@ variable "readers_per_broker" {
   validation {
     condition     = var.readers_per_broker >= 0 && var.readers_per_broker == floor(var.readers_per_broker)
     error_message = "readers_per_broker must be a whole number, 0 or more."
+  }
+  validation {
+    condition     = var.readers_per_broker == 0 || !var.failover
+    error_message = "Tier readers serve offloaded history, and with failover = true the brokers do not offload (Strata does not support failover with a cold tier yet): set readers_per_broker = 0."
   }
 }
 
@@ -278,7 +315,7 @@ variable "auto_create_topics" {
 }
 
 variable "segment_size" {
-  description = "Commit-log segment size."
+  description = "Commit-log segment size (the same on a group's leader and followers)."
   type        = string
   default     = "1GiB"
 }
@@ -290,7 +327,7 @@ variable "segment_max_age" {
 }
 
 variable "hot_retention" {
-  description = "How much offloaded history also stays on the instance store (\"80%\" of it, \"100GiB\", \"24h\", \"0\")."
+  description = "How much offloaded history also stays on a leader's instance store (\"80%\" of it, \"100GiB\", \"24h\", \"0\"). Unused with failover = true (no offload)."
   type        = string
   default     = "80%"
 }
@@ -299,6 +336,47 @@ variable "flush" {
   description = "\"sync\" (acknowledge after fdatasync) or \"async\"."
   type        = string
   default     = "sync"
+}
+
+variable "replication" {
+  description = "When a group's leader acknowledges a send: \"async\" (the default) after its own write, \"sync\" once min_insync_replicas copies, its own included, hold it."
+  type        = string
+  default     = "async"
+
+  validation {
+    condition     = contains(["async", "sync"], var.replication)
+    error_message = "replication must be \"async\" or \"sync\"."
+  }
+}
+
+variable "min_insync_replicas" {
+  description = "With replication = \"sync\": copies, the leader's included, a send needs (with fewer in sync, sends fail at once); at most 1 + followers_per_group. null: Strata's default, 2 under sync."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.min_insync_replicas == null || try(var.min_insync_replicas == floor(var.min_insync_replicas) && var.min_insync_replicas >= 1 && var.min_insync_replicas <= 1 + var.followers_per_group, false)
+    error_message = "min_insync_replicas must be a whole number from 1 to 1 + followers_per_group (a group holds no more copies than that), or null."
+  }
+  validation {
+    condition     = var.min_insync_replicas == null || var.replication == "sync" || try(var.min_insync_replicas <= 1, false)
+    error_message = "min_insync_replicas above 1 needs replication = \"sync\"."
+  }
+  validation {
+    condition     = var.replication != "sync" || var.min_insync_replicas != null || var.followers_per_group >= 1
+    error_message = "replication = \"sync\" waits for 2 copies by default, and a group without followers holds only one: set followers_per_group, or min_insync_replicas = 1."
+  }
+}
+
+variable "failover" {
+  description = "Let the name servers' failover controller (a raft group on controller_port) elect each group's leader among its members when the leader fails. Needs followers_per_group >= 1. Strata does not support failover with a cold tier yet: with failover = true no broker offloads to S3 (the bucket is still created), the whole log stays on the instance stores, and readers_per_broker must be 0."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.failover || var.followers_per_group >= 1
+    error_message = "failover = true needs followers_per_group of 1 or more: the controller elects a new leader among the group's followers."
+  }
 }
 
 variable "cache_size" {

@@ -2,25 +2,39 @@ locals {
   subcommand = {
     namesrv    = "namesrv"
     broker     = "broker"
+    follower   = "broker"
     reader     = "broker"
     standalone = "standalone"
   }[var.role]
 
-  has_broker   = var.role != "namesrv"                         # a broker process: data dir, tier, listen
-  has_namesrv  = contains(["namesrv", "standalone"], var.role) # a name-server listener
-  is_leader    = contains(["broker", "standalone"], var.role)  # takes writes: segments, flush
-  has_tier     = var.tier_url != "" && var.tier_url != "none"
-  listen       = coalesce(var.listen, var.role == "standalone" ? "127.0.0.1:10911" : ":10911")
-  listen_port  = tonumber(regex(":([0-9]+)$", local.listen)[0])
-  nsrv_listen  = coalesce(var.namesrv_listen, var.role == "standalone" ? "127.0.0.1:9876" : ":9876")
-  nsrv_port    = tonumber(regex(":([0-9]+)$", local.nsrv_listen)[0])
-  http_port    = tonumber(regex(":([0-9]+)$", var.http_listen)[0])
-  derive_addr  = local.has_broker && var.advertise == "auto"
-  derive_id    = var.broker_id_from_address
-  derives_host = local.derive_addr || local.derive_id
+  has_broker     = var.role != "namesrv"                                    # a broker process: data dir, tier, listen
+  has_namesrv    = contains(["namesrv", "standalone"], var.role)            # a name-server listener
+  is_leader      = contains(["broker", "standalone"], var.role)             # takes writes: hot retention
+  has_log        = contains(["broker", "follower", "standalone"], var.role) # keeps a commit log: segments, flush
+  is_replica     = contains(["broker", "follower"], var.role)               # a group member: replication, failover
+  has_controller = local.has_namesrv && var.controller_listen != null       # runs the failover controller
+  has_tier       = var.tier_url != "" && var.tier_url != "none"
+  listen         = coalesce(var.listen, var.role == "standalone" ? "127.0.0.1:10911" : ":10911")
+  listen_port    = tonumber(regex(":([0-9]+)$", local.listen)[0])
+  nsrv_listen    = coalesce(var.namesrv_listen, var.role == "standalone" ? "127.0.0.1:9876" : ":9876")
+  nsrv_port      = tonumber(regex(":([0-9]+)$", local.nsrv_listen)[0])
+  http_port      = tonumber(regex(":([0-9]+)$", var.http_listen)[0])
+  # Strata's default replication port is the client port's successor.
+  ha_port         = var.ha_listen != null ? tonumber(regex(":([0-9]+)$", var.ha_listen)[0]) : local.listen_port + 1
+  controller_port = local.has_controller ? tonumber(regex(":([0-9]+)$", var.controller_listen)[0]) : 0
+  min_insync      = var.min_insync_replicas != null ? var.min_insync_replicas : (var.replication == "sync" ? 2 : 1)
+  derive_addr     = local.has_broker && var.advertise == "auto"
+  derive_id       = var.broker_id_from_address
+  derives_host    = local.derive_addr || local.derive_id
 
   # Binding a port below 1024 needs one capability; nothing else does.
-  ports           = concat([local.http_port], local.has_broker ? [local.listen_port] : [], local.has_namesrv ? [local.nsrv_port] : [])
+  ports = concat(
+    [local.http_port],
+    local.has_broker ? [local.listen_port] : [],
+    local.is_replica ? [local.ha_port] : [],
+    local.has_namesrv ? [local.nsrv_port] : [],
+    local.has_controller ? [local.controller_port] : [],
+  )
   low_port        = min(local.ports...) < 1024
   unit_name       = "${var.service_name}.service"
   prepare_name    = "${var.service_name}-prepare.service"
@@ -29,31 +43,41 @@ locals {
   prepare_script  = "/usr/local/lib/strata/${var.service_name}-prepare"
   env_file_path   = "${var.config_dir}/${var.service_name}.env"
   host_env_path   = "/run/strata/${var.service_name}.host.env"
-  data_dir        = local.has_broker ? var.data_dir : ""
+  data_dir        = local.has_broker || local.has_controller ? var.data_dir : ""
   credentials_env = var.credentials_env_file == null ? "" : var.credentials_env_file
 
   # The STRATA_* settings in a fixed, readable order; `on` says whether the
-  # role uses the setting at all (nothing irrelevant is rendered).
-  settings = [
-    { k = "STRATA_ROLE", v = var.role == "reader" ? "reader" : "leader", on = contains(["broker", "reader"], var.role) },
+  # role uses the setting at all (nothing irrelevant is rendered), `flag`
+  # whether the subcommand also has it as a flag (`strata standalone` reads
+  # the controller's settings from the environment only).
+  settings = [for s in [
+    { k = "STRATA_ROLE", v = var.role == "broker" ? "leader" : var.role, on = contains(["broker", "follower", "reader"], var.role) },
     { k = "STRATA_CLUSTER", v = var.cluster_name, on = local.has_broker },
     { k = "STRATA_BROKER_NAME", v = var.broker_name, on = local.has_broker },
     { k = "STRATA_BROKER_ID", v = format("%d", var.broker_id), on = local.has_broker && !local.derive_id },
     { k = "STRATA_NAMESRV_LISTEN", v = local.nsrv_listen, on = local.has_namesrv },
+    { k = "STRATA_CONTROLLER_LISTEN", v = coalesce(var.controller_listen, "-"), on = local.has_controller, flag = var.role == "namesrv" },
+    { k = "STRATA_CONTROLLER_PEERS", v = join(";", var.controller_peers), on = local.has_controller && length(var.controller_peers) > 0, flag = var.role == "namesrv" },
     { k = "STRATA_NAMESRV", v = join(";", var.namesrv_addresses), on = local.has_broker && length(var.namesrv_addresses) > 0 },
     { k = "STRATA_LISTEN", v = local.listen, on = local.has_broker },
     { k = "STRATA_ADVERTISE", v = var.advertise, on = local.has_broker && var.advertise != "" && var.advertise != "auto" },
-    { k = "STRATA_DATA_DIR", v = var.data_dir, on = local.has_broker },
-    { k = "STRATA_SEGMENT_SIZE", v = var.segment_size, on = local.is_leader },
-    { k = "STRATA_SEGMENT_MAX_AGE", v = var.segment_max_age, on = local.is_leader },
-    { k = "STRATA_FLUSH", v = var.flush, on = local.is_leader },
-    { k = "STRATA_AUTO_CREATE_TOPICS", v = tostring(var.auto_create_topics), on = local.is_leader },
+    { k = "STRATA_HA_LISTEN", v = coalesce(var.ha_listen, "-"), on = local.is_replica && var.ha_listen != null },
+    { k = "STRATA_HA_ADVERTISE", v = var.ha_advertise, on = local.is_replica && var.ha_advertise != "" },
+    { k = "STRATA_DATA_DIR", v = var.data_dir, on = local.has_broker || local.has_controller },
+    { k = "STRATA_SEGMENT_SIZE", v = var.segment_size, on = local.has_log },
+    { k = "STRATA_SEGMENT_MAX_AGE", v = var.segment_max_age, on = local.has_log },
+    { k = "STRATA_FLUSH", v = var.flush, on = local.has_log },
+    { k = "STRATA_REPLICATION", v = var.replication, on = local.is_replica },
+    { k = "STRATA_MIN_INSYNC_REPLICAS", v = format("%d", local.min_insync), on = local.is_replica },
+    { k = "STRATA_FAILOVER", v = var.failover ? "on" : "off", on = local.is_replica },
+    { k = "STRATA_REPLICATE_FROM", v = var.replicate_from, on = var.role == "follower" && var.replicate_from != "" },
+    { k = "STRATA_AUTO_CREATE_TOPICS", v = tostring(var.auto_create_topics), on = local.has_log },
     { k = "STRATA_TIER", v = var.tier_url, on = local.has_broker && var.tier_url != "" },
     { k = "STRATA_HOT_RETENTION", v = var.hot_retention, on = local.is_leader && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
     { k = "STRATA_CACHE_SIZE", v = var.cache_size, on = local.has_broker && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
     { k = "STRATA_HTTP_LISTEN", v = var.http_listen, on = true },
     { k = "STRATA_LOG_LEVEL", v = var.log_level, on = true },
-  ]
+  ] : merge({ flag = true }, s)]
   module_env = { for s in local.settings : s.k => s.v if s.on }
   env_pairs = concat(
     [for s in local.settings : { k = s.k, v = s.v } if s.on],

@@ -1,5 +1,5 @@
 output "subcommand" {
-  description = "The strata subcommand the role runs: namesrv, broker (roles broker and reader) or standalone."
+  description = "The strata subcommand the role runs: namesrv, broker (roles broker, follower and reader) or standalone."
   value       = local.subcommand
 }
 
@@ -38,8 +38,8 @@ output "host_derived" {
 }
 
 output "flags" {
-  description = "The STRATA_* settings as command-line flags (--name=value), for running strata outside systemd. Settings derived at boot are not included."
-  value       = [for s in local.settings : format("--%s=%s", lower(replace(trimprefix(s.k, "STRATA_"), "_", "-")), s.v) if s.on]
+  description = "The STRATA_* settings as command-line flags (--name=value), for running strata outside systemd. Settings derived at boot are not included, nor those the subcommand reads from the environment only (a standalone node's STRATA_CONTROLLER_LISTEN and STRATA_CONTROLLER_PEERS: set those as variables)."
+  value       = [for s in local.settings : format("--%s=%s", lower(replace(trimprefix(s.k, "STRATA_"), "_", "-")), s.v) if s.on && s.flag]
 }
 
 output "unit_name" {

@@ -6,12 +6,12 @@
 # What the node is.
 
 variable "role" {
-  description = "What this node runs: \"namesrv\" (`strata namesrv`), \"broker\" (`strata broker`, a leader taking writes), \"reader\" (`strata broker --role reader`, a tier reader serving a broker's offloaded history) or \"standalone\" (`strata standalone`, name server and broker in one process)."
+  description = "What this node runs: \"namesrv\" (`strata namesrv`), \"broker\" (`strata broker`, a group's leader taking writes, broker id 0), \"follower\" (`strata broker --role follower`, a replica of its group leader's log, broker id 1 and up), \"reader\" (`strata broker --role reader`, a tier reader serving a broker's offloaded history) or \"standalone\" (`strata standalone`, name server and broker in one process)."
   type        = string
 
   validation {
-    condition     = contains(["namesrv", "broker", "reader", "standalone"], var.role)
-    error_message = "role must be one of \"namesrv\", \"broker\", \"reader\" or \"standalone\"."
+    condition     = contains(["namesrv", "broker", "follower", "reader", "standalone"], var.role)
+    error_message = "role must be one of \"namesrv\", \"broker\", \"follower\", \"reader\" or \"standalone\"."
   }
 }
 
@@ -38,7 +38,7 @@ variable "cluster_name" {
 }
 
 variable "broker_name" {
-  description = "Broker name (STRATA_BROKER_NAME). A leader and the tier readers serving its history share it."
+  description = "Broker name (STRATA_BROKER_NAME): the group. A leader, its followers and the tier readers serving its history share it."
   type        = string
   default     = "broker-a"
 
@@ -49,7 +49,7 @@ variable "broker_name" {
 }
 
 variable "broker_id" {
-  description = "Broker id (STRATA_BROKER_ID): 0 for a leader (role broker or standalone), 1 and up for tier readers."
+  description = "Broker id (STRATA_BROKER_ID): 0 for a leader (role broker or standalone), 1 and up for followers and tier readers (distinct within the group)."
   type        = number
   default     = 0
 
@@ -59,7 +59,11 @@ variable "broker_id" {
   }
   validation {
     condition     = !contains(["broker", "standalone"], var.role) || var.broker_id == 0
-    error_message = "A leader (role broker or standalone) has broker_id 0; ids 1 and up are for tier readers (role reader)."
+    error_message = "A leader (role broker or standalone) has broker_id 0; ids 1 and up are for followers (role follower) and tier readers (role reader)."
+  }
+  validation {
+    condition     = var.role != "follower" || var.broker_id >= 1
+    error_message = "A follower (role follower) needs a broker_id of 1 or more: 0 is its group's leader."
   }
   validation {
     condition     = var.role != "reader" || var.broker_id >= 1 || var.broker_id_from_address
@@ -74,7 +78,7 @@ variable "broker_id_from_address" {
 
   validation {
     condition     = !var.broker_id_from_address || var.role == "reader"
-    error_message = "broker_id_from_address is for tier readers (role reader) only: a leader's id is 0."
+    error_message = "broker_id_from_address is for tier readers (role reader) only: a leader's id is 0, and a follower's is fixed (its place in the group)."
   }
 }
 
@@ -82,7 +86,7 @@ variable "broker_id_from_address" {
 # Addresses.
 
 variable "namesrv_addresses" {
-  description = "Name servers the broker registers with, each \"host:port\" (rendered as STRATA_NAMESRV, joined with ';'). Required for roles broker and reader; optional for standalone (which runs its own); unused by namesrv."
+  description = "Name servers the broker registers with, each \"host:port\" (rendered as STRATA_NAMESRV, joined with ';'). Required for roles broker, follower and reader; optional for standalone (which runs its own); unused by namesrv."
   type        = list(string)
   default     = []
 
@@ -94,13 +98,13 @@ variable "namesrv_addresses" {
     error_message = "Each name-server address must be host:port (port 1-65535), e.g. \"10.0.1.10:9876\"."
   }
   validation {
-    condition     = !contains(["broker", "reader"], var.role) || length(var.namesrv_addresses) > 0
-    error_message = "A broker or tier reader needs at least one name server in namesrv_addresses."
+    condition     = !contains(["broker", "follower", "reader"], var.role) || length(var.namesrv_addresses) > 0
+    error_message = "A broker, follower or tier reader needs at least one name server in namesrv_addresses."
   }
 }
 
 variable "listen" {
-  description = "Broker client address (STRATA_LISTEN). null picks the role's default: \":10911\" for broker and reader, \"127.0.0.1:10911\" for standalone."
+  description = "Broker client address (STRATA_LISTEN). null picks the role's default: \":10911\" for broker, follower and reader, \"127.0.0.1:10911\" for standalone."
   type        = string
   default     = null
 
@@ -168,10 +172,161 @@ variable "allow_http_listen_any" {
 }
 
 # ---------------------------------------------------------------------------
+# Replication and failover: a group (one broker_name) is a leader (role
+# broker, id 0) and its followers (role follower, ids 1 and up). Give every
+# member of a group the same settings: under failover any of them may lead.
+
+variable "replication" {
+  description = "Roles broker and follower: when the group's leader acknowledges a send (STRATA_REPLICATION): \"async\" after its own write, \"sync\" once min_insync_replicas copies, its own included, hold it."
+  type        = string
+  default     = "async"
+
+  validation {
+    condition     = contains(["async", "sync"], var.replication)
+    error_message = "replication must be \"async\" or \"sync\"."
+  }
+  validation {
+    condition     = var.replication == "async" || contains(["broker", "follower"], var.role)
+    error_message = "replication is a setting of a group's leader and followers (roles broker and follower)."
+  }
+}
+
+variable "min_insync_replicas" {
+  description = "Roles broker and follower, with replication = \"sync\": how many copies, the leader's included, a send needs (STRATA_MIN_INSYNC_REPLICAS); with fewer in sync, sends fail at once. null: Strata's default, 2 under sync and 1 under async (rendered as such)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.min_insync_replicas == null || try(var.min_insync_replicas == floor(var.min_insync_replicas) && var.min_insync_replicas >= 1, false)
+    error_message = "min_insync_replicas must be a whole number of at least 1 (the leader's own copy), or null."
+  }
+  validation {
+    condition     = var.min_insync_replicas == null || var.replication == "sync" || try(var.min_insync_replicas <= 1, false)
+    error_message = "min_insync_replicas above 1 needs replication = \"sync\": under async a send waits for the leader's copy only."
+  }
+  validation {
+    condition     = var.min_insync_replicas == null || contains(["broker", "follower"], var.role)
+    error_message = "min_insync_replicas is a setting of a group's leader and followers (roles broker and follower)."
+  }
+}
+
+variable "failover" {
+  description = "Roles broker and follower: let the name servers' failover controller elect the group's leader among its members (STRATA_FAILOVER=on); the name servers need controller_listen. false: the leader is broker id 0. Strata does not support failover with a cold tier yet: the group's members have no tier_url."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.failover || contains(["broker", "follower"], var.role)
+    error_message = "failover is for a group's leader and followers (roles broker and follower): a name server runs the controller (controller_listen), and a tier reader takes no part in failover."
+  }
+  validation {
+    condition     = !var.failover || var.tier_url == "" || var.tier_url == "none"
+    error_message = "Strata does not support failover with a cold tier yet (`strata broker` refuses --failover on with --tier): leave tier_url empty on every member of a group with failover."
+  }
+}
+
+variable "ha_listen" {
+  description = "Roles broker and follower: the replication port (STRATA_HA_LISTEN), [host]:port, which the leader serves its followers on (under failover, any member may lead). null: Strata's default, listen's host with the next port (\":10912\" for \":10911\"), not rendered."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.ha_listen == null || (
+      can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]*):([0-9]{1,5})$", var.ha_listen)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.ha_listen)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.ha_listen)[0]) <= 65535, false)
+    )
+    error_message = "ha_listen must be [host]:port with a port from 1 to 65535, e.g. \":10912\" or \"10.0.1.20:10912\"."
+  }
+  validation {
+    condition     = var.ha_listen == null || contains(["broker", "follower"], var.role)
+    error_message = "ha_listen is a setting of a group's leader and followers (roles broker and follower)."
+  }
+}
+
+variable "ha_advertise" {
+  description = "Roles broker and follower: the host:port followers dial for this node's replication port (STRATA_HA_ADVERTISE). \"\": Strata's default, the advertised client host with ha_listen's port (right with advertise = \"auto\" too)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition = var.ha_advertise == "" || (
+      can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$", var.ha_advertise)) &&
+      !can(regex("^(0\\.0\\.0\\.0|\\[[0:]*\\]):", var.ha_advertise)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.ha_advertise)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.ha_advertise)[0]) <= 65535, false)
+    )
+    error_message = "ha_advertise must be \"\" or host:port that followers can dial (port 1-65535, not a wildcard address), e.g. \"10.0.1.20:10912\"."
+  }
+  validation {
+    condition     = var.ha_advertise == "" || contains(["broker", "follower"], var.role)
+    error_message = "ha_advertise is a setting of a group's leader and followers (roles broker and follower)."
+  }
+}
+
+variable "replicate_from" {
+  description = "Role follower without failover: the leader's replication address, host:port (STRATA_REPLICATE_FROM). \"\": learnt from the name servers, where the leader registers its ha_advertise address."
+  type        = string
+  default     = ""
+
+  validation {
+    condition = var.replicate_from == "" || (
+      can(regex("^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$", var.replicate_from)) &&
+      !can(regex("^(0\\.0\\.0\\.0|\\[[0:]*\\]):", var.replicate_from)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.replicate_from)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.replicate_from)[0]) <= 65535, false)
+    )
+    error_message = "replicate_from must be \"\" or the leader's replication address as host:port (port 1-65535, not a wildcard address), e.g. \"10.0.1.20:10912\"."
+  }
+  validation {
+    condition     = var.replicate_from == "" || (var.role == "follower" && !var.failover)
+    error_message = "replicate_from is for a follower (role follower) without failover: under failover the controller says who leads."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# The failover controller (roles namesrv and standalone).
+
+variable "controller_listen" {
+  description = "Roles namesrv and standalone: run the failover controller, a raft group embedded in the name servers that elects the leader of every group with failover, on this ip:port (STRATA_CONTROLLER_LISTEN). Its raft peers dial it, so it is the host's own IP address (not a wildcard or a host name), and it is in controller_peers. Its raft state goes to <data_dir>/controller, which the unit then lets the service write. null: no controller."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.controller_listen == null || (
+      can(regex("^([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9A-Fa-f:.]+\\]):([0-9]{1,5})$", var.controller_listen)) &&
+      !can(regex("^(0\\.0\\.0\\.0|\\[[0:]*\\]):", var.controller_listen)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", var.controller_listen)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", var.controller_listen)[0]) <= 65535, false)
+    )
+    error_message = "controller_listen must be the host's own ip:port, e.g. \"10.0.1.10:9878\": the controller advertises the address it binds to its raft peers, so not a wildcard (\":9878\", \"0.0.0.0:9878\") or a host name."
+  }
+  validation {
+    condition     = var.controller_listen == null || contains(["namesrv", "standalone"], var.role)
+    error_message = "controller_listen is for name servers (roles namesrv and standalone): brokers reach the controller through the name servers."
+  }
+}
+
+variable "controller_peers" {
+  description = "Every name server's controller_listen, this one's included, each ip:port (STRATA_CONTROLLER_PEERS, joined with ';'); give every name server the same list (an odd number: three tolerate the loss of one). []: this controller alone."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for a in var.controller_peers : can(regex("^([0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9A-Fa-f:.]+\\]):([0-9]{1,5})$", a)) &&
+      !can(regex("^(0\\.0\\.0\\.0|\\[[0:]*\\]):", a)) &&
+      try(tonumber(regex(":([0-9]{1,5})$", a)[0]) >= 1 && tonumber(regex(":([0-9]{1,5})$", a)[0]) <= 65535, false)
+    ])
+    error_message = "Each controller peer must be ip:port (the peer's controller_listen), e.g. \"10.0.1.10:9878\"."
+  }
+  validation {
+    condition     = length(var.controller_peers) == 0 || (var.controller_listen != null && contains(var.controller_peers, coalesce(var.controller_listen, "-")))
+    error_message = "controller_peers must include this name server's own controller_listen (and needs one)."
+  }
+}
+
+# ---------------------------------------------------------------------------
 # Storage.
 
 variable "data_dir" {
-  description = "Hot tier and local state (STRATA_DATA_DIR) of roles broker, reader and standalone; the only path the service may write."
+  description = "Hot tier and local state (STRATA_DATA_DIR) of roles broker, follower, reader and standalone, and the failover controller's raft state (<data_dir>/controller) of a name server with controller_listen; the only path the service may write. A name server without a controller has none."
   type        = string
   default     = "/var/lib/strata"
 
@@ -191,8 +346,8 @@ variable "data_device" {
     error_message = "data_device must be a path or glob under /dev/ without spaces or quotes, e.g. \"/dev/nvme1n1\"."
   }
   validation {
-    condition     = var.data_device == null || var.role != "namesrv"
-    error_message = "data_device is for nodes with a data directory (broker, reader, standalone); a name server keeps no data."
+    condition     = var.data_device == null || var.role != "namesrv" || var.controller_listen != null
+    error_message = "data_device is for nodes with a data directory (broker, follower, reader, standalone, or a name server with controller_listen); a name server without a controller keeps no data."
   }
 }
 
@@ -208,7 +363,7 @@ variable "data_device_fs_type" {
 }
 
 variable "tier_url" {
-  description = "Cold tier (STRATA_TIER): file:///path, s3://bucket/prefix?region=… (also ?endpoint=…), or minio://host:port/bucket/prefix (?secure=true for HTTPS). Never put credentials here: S3 takes the instance role (or the AWS_* variables), MinIO the MINIO_* or AWS_* variables, from credentials_env_file. \"\" renders nothing: no cold tier for a broker, Strata's file://<data_dir>/tier for standalone; \"none\" disables it explicitly. Required for role reader."
+  description = "Cold tier (STRATA_TIER): file:///path, s3://bucket/prefix?region=… (also ?endpoint=…), or minio://host:port/bucket/prefix (?secure=true for HTTPS). Never put credentials here: S3 takes the instance role (or the AWS_* variables), MinIO the MINIO_* or AWS_* variables, from credentials_env_file. \"\" renders nothing: no cold tier for a broker, Strata's file://<data_dir>/tier for standalone; \"none\" disables it explicitly. Required for role reader. Followers, and leaders with failover, have none (Strata does not support it yet)."
   type        = string
   default     = ""
 
@@ -235,6 +390,10 @@ variable "tier_url" {
   validation {
     condition     = var.role != "reader" || (var.tier_url != "" && var.tier_url != "none")
     error_message = "A tier reader (role reader) needs tier_url: the object store whose history it serves."
+  }
+  validation {
+    condition     = var.role != "follower" || var.tier_url == "" || var.tier_url == "none"
+    error_message = "A follower (role follower) has no cold tier: only its group's leader offloads (`strata broker` refuses --tier on a follower). Leave tier_url empty."
   }
 }
 
@@ -263,7 +422,7 @@ variable "cache_size" {
 }
 
 variable "segment_size" {
-  description = "Commit-log segment size (STRATA_SEGMENT_SIZE) of leaders, e.g. \"1GiB\"."
+  description = "Commit-log segment size (STRATA_SEGMENT_SIZE) of leaders and followers, e.g. \"1GiB\". A group's followers must have their leader's."
   type        = string
   default     = "1GiB"
 
@@ -285,7 +444,7 @@ variable "segment_max_age" {
 }
 
 variable "flush" {
-  description = "When a leader acknowledges a send (STRATA_FLUSH): \"sync\" after fdatasync, \"async\" before."
+  description = "When a leader acknowledges a send (STRATA_FLUSH): \"sync\" after fdatasync, \"async\" before. Rendered for followers too (a follower may be elected leader): give a group's members the same."
   type        = string
   default     = "sync"
 

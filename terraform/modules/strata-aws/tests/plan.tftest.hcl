@@ -125,6 +125,32 @@ run "defaults" {
     condition     = length(aws_autoscaling_group.reader) == 0
     error_message = "no readers by default"
   }
+  # Replication: leaders alone by default, with Strata's replication port
+  # closed to everyone; no failover controller.
+  assert {
+    condition     = length(aws_instance.follower) == 0 && length(output.followers) == 0
+    error_message = "no followers by default"
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_ingress_rule.replication) == 0 && length(aws_vpc_security_group_ingress_rule.controller) == 0
+    error_message = "without followers the replication port is closed; without failover there is no controller port"
+  }
+  assert {
+    condition = (
+      module.broker["broker-a"].environment["STRATA_HA_LISTEN"] == ":10912" &&
+      module.broker["broker-a"].environment["STRATA_REPLICATION"] == "async" &&
+      module.broker["broker-a"].environment["STRATA_FAILOVER"] == "off"
+    )
+    error_message = "leaders: replication port 10912, async, no failover"
+  }
+  assert {
+    condition     = !anytrue([for k in keys(module.namesrv[0].environment) : startswith(k, "STRATA_CONTROLLER_")]) && !contains(keys(module.namesrv[0].environment), "STRATA_DATA_DIR")
+    error_message = "name servers run no controller and keep no data by default"
+  }
+  assert {
+    condition     = length(output.controller_peers) == 0
+    error_message = "no controller peers without failover"
+  }
   # The bucket: private, encrypted, owner-enforced, TLS only.
   assert {
     condition = alltrue([
@@ -270,4 +296,211 @@ run "no_binary" {
     binary_url = ""
   }
   expect_failures = [var.binary_url]
+}
+
+run "followers_with_sync_replication" {
+  variables {
+    followers_per_group = 2
+    replication         = "sync"
+    min_insync_replicas = 2
+    segment_size        = "512MiB"
+    flush               = "async"
+  }
+
+  assert {
+    condition     = sort(keys(aws_instance.follower)) == tolist(["broker-a-1", "broker-a-2", "broker-b-1", "broker-b-2"])
+    error_message = "two followers per group, named after it"
+  }
+  assert {
+    condition = [for n in ["broker-a-1", "broker-a-2", "broker-b-1", "broker-b-2"] : aws_instance.follower[n].subnet_id] == [
+      "subnet-0000000000000000b", "subnet-0000000000000000c", "subnet-0000000000000000c", "subnet-0000000000000000a",
+    ]
+    error_message = "each group's followers go to the subnets after their leader's: other availability zones"
+  }
+  assert {
+    condition     = alltrue([for i in values(aws_instance.follower) : i.instance_type == "i4i.large" && i.metadata_options[0].http_tokens == "required" && i.root_block_device[0].encrypted])
+    error_message = "followers run on the leaders' instance type (local NVMe), IMDSv2 only, encrypted root volumes"
+  }
+  assert {
+    condition     = aws_instance.follower["broker-b-2"].user_data == module.follower["broker-b-2"].cloud_init && aws_instance.follower["broker-b-2"].tags["strata:role"] == "follower" && aws_instance.follower["broker-b-2"].tags["strata:broker-id"] == "2"
+    error_message = "followers boot with their rendered cloud-init, tagged with their role and id"
+  }
+  assert {
+    condition = (
+      module.follower["broker-b-2"].environment["STRATA_ROLE"] == "follower" &&
+      module.follower["broker-b-2"].environment["STRATA_BROKER_NAME"] == "broker-b" &&
+      module.follower["broker-b-2"].environment["STRATA_BROKER_ID"] == "2" &&
+      module.follower["broker-b-2"].environment["STRATA_NAMESRV"] == "10.20.1.10:9876;10.20.1.10:9876;10.20.1.10:9876" &&
+      module.follower["broker-b-2"].environment["STRATA_HA_LISTEN"] == ":10912"
+    )
+    error_message = "a follower: its group, its id, the name servers, the replication port"
+  }
+  assert {
+    condition = alltrue([for k in ["STRATA_SEGMENT_SIZE", "STRATA_SEGMENT_MAX_AGE", "STRATA_FLUSH", "STRATA_REPLICATION", "STRATA_MIN_INSYNC_REPLICAS", "STRATA_FAILOVER", "STRATA_AUTO_CREATE_TOPICS"] :
+      module.follower["broker-a-1"].environment[k] == module.broker["broker-a"].environment[k]
+    ])
+    error_message = "followers have their leader's log and replication settings"
+  }
+  assert {
+    condition     = module.broker["broker-a"].environment["STRATA_SEGMENT_SIZE"] == "512MiB" && module.broker["broker-a"].environment["STRATA_REPLICATION"] == "sync" && module.broker["broker-a"].environment["STRATA_MIN_INSYNC_REPLICAS"] == "2"
+    error_message = "leaders: sync replication, two copies"
+  }
+  assert {
+    condition     = module.broker["broker-a"].environment["STRATA_TIER"] == output.tier_url && !contains(keys(module.follower["broker-a-1"].environment), "STRATA_TIER")
+    error_message = "without failover the leaders keep the cold tier; followers have none (only a leader offloads)"
+  }
+  assert {
+    condition     = strcontains(module.follower["broker-a-1"].prepare_script, "pattern='/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*'") && strcontains(module.follower["broker-a-1"].prepare_script, "mkfs.xfs")
+    error_message = "followers format and mount their own instance store"
+  }
+  assert {
+    condition     = module.follower["broker-a-1"].host_derived == tolist(["STRATA_ADVERTISE"])
+    error_message = "followers advertise the address they boot with (and their replication port on it)"
+  }
+  # The replication port: leaders and followers only, never clients or readers.
+  assert {
+    condition = (
+      length(aws_vpc_security_group_ingress_rule.replication) == 1 &&
+      aws_vpc_security_group_ingress_rule.replication[0].from_port == 10912 && aws_vpc_security_group_ingress_rule.replication[0].to_port == 10912 &&
+      aws_vpc_security_group_ingress_rule.replication[0].security_group_id == aws_security_group.replication.id &&
+      aws_vpc_security_group_ingress_rule.replication[0].referenced_security_group_id == aws_security_group.replication.id &&
+      aws_vpc_security_group_ingress_rule.replication[0].cidr_ipv4 == null
+    )
+    error_message = "the replication port opens to the members of the replication security group only"
+  }
+  assert {
+    condition = alltrue([for i in concat(values(aws_instance.broker), values(aws_instance.follower)) :
+      toset(i.vpc_security_group_ids) == toset([aws_security_group.broker.id, aws_security_group.replication.id])
+    ])
+    error_message = "leaders and followers are in the broker and replication security groups"
+  }
+  assert {
+    condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.client : contains([9876, 10911], r.from_port)])
+    error_message = "clients reach the client ports only"
+  }
+  assert {
+    condition     = length(output.followers) == 4 && output.followers["broker-a-2"].broker_name == "broker-a" && output.followers["broker-a-2"].broker_id == 2
+    error_message = "the followers output lists each follower's group and id"
+  }
+}
+
+run "failover" {
+  variables {
+    failover            = true
+    followers_per_group = 1
+    replication         = "sync"
+    ha_port             = 10999
+    controller_port     = 9900
+  }
+
+  # Every name server runs the controller on its fixed address, with all
+  # of them as raft peers, and keeps its raft state in its data directory.
+  assert {
+    condition = (
+      module.namesrv[1].environment["STRATA_CONTROLLER_LISTEN"] == "10.20.1.10:9900" &&
+      module.namesrv[1].environment["STRATA_CONTROLLER_PEERS"] == "10.20.1.10:9900;10.20.1.10:9900;10.20.1.10:9900" &&
+      module.namesrv[1].environment["STRATA_DATA_DIR"] == "/var/lib/strata"
+    )
+    error_message = "name servers run the failover controller: ${jsonencode(module.namesrv[1].environment)}"
+  }
+  assert {
+    condition     = contains(split("\n", module.namesrv[0].systemd_unit), "ReadWritePaths=/var/lib/strata")
+    error_message = "the name server may write its raft state"
+  }
+  assert {
+    condition     = output.controller_peers == tolist(["10.20.1.10:9900", "10.20.1.10:9900", "10.20.1.10:9900"])
+    error_message = "the controller peers are the name servers' fixed addresses"
+  }
+  # The controller port: name servers only.
+  assert {
+    condition = (
+      length(aws_vpc_security_group_ingress_rule.controller) == 1 &&
+      aws_vpc_security_group_ingress_rule.controller[0].from_port == 9900 &&
+      aws_vpc_security_group_ingress_rule.controller[0].security_group_id == aws_security_group.namesrv.id &&
+      aws_vpc_security_group_ingress_rule.controller[0].referenced_security_group_id == aws_security_group.namesrv.id &&
+      aws_vpc_security_group_ingress_rule.controller[0].cidr_ipv4 == null
+    )
+    error_message = "the controller's raft port opens to the name servers only"
+  }
+  assert {
+    condition     = aws_vpc_security_group_ingress_rule.replication[0].from_port == 10999 && module.broker["broker-b"].environment["STRATA_HA_LISTEN"] == ":10999" && module.follower["broker-b-1"].environment["STRATA_HA_LISTEN"] == ":10999"
+    error_message = "ha_port moves the replication port and its rule"
+  }
+  assert {
+    condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.client : !contains([9900, 10999], r.from_port)])
+    error_message = "clients reach neither the controller nor the replication port"
+  }
+  # Members: failover on, two copies under sync (Strata's default), and no
+  # cold tier (Strata does not support failover with one yet).
+  assert {
+    condition = alltrue([for e in concat([for m in values(module.broker) : m.environment], [for m in values(module.follower) : m.environment]) :
+      e["STRATA_FAILOVER"] == "on" && e["STRATA_REPLICATION"] == "sync" && e["STRATA_MIN_INSYNC_REPLICAS"] == "2" && !contains(keys(e), "STRATA_TIER")
+    ])
+    error_message = "every member of every group: failover on, sync replication, no cold tier"
+  }
+}
+
+run "failover_needs_followers" {
+  command = plan
+  variables {
+    failover = true
+  }
+  expect_failures = [var.failover]
+}
+
+run "failover_without_readers" {
+  command = plan
+  variables {
+    followers_per_group = 1
+    failover            = true
+    readers_per_broker  = 1
+  }
+  expect_failures = [var.readers_per_broker]
+}
+
+run "more_copies_than_a_group_holds" {
+  command = plan
+  variables {
+    followers_per_group = 1
+    replication         = "sync"
+    min_insync_replicas = 3
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "sync_replication_without_followers" {
+  command = plan
+  variables {
+    replication = "sync"
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "unknown_replication_mode" {
+  command = plan
+  variables {
+    replication = "quorum"
+  }
+  expect_failures = [var.replication]
+}
+
+run "replication_port_is_the_client_port" {
+  command = plan
+  variables {
+    ha_port = 10911
+  }
+  expect_failures = [var.ha_port]
+}
+
+run "followers_need_instance_storage" {
+  command = plan
+  override_data {
+    target = data.aws_ec2_instance_type.broker
+    values = { instance_storage_supported = false, supported_architectures = ["x86_64"] }
+  }
+  variables {
+    broker_instance_type = "m6i.large"
+    followers_per_group  = 1
+  }
+  expect_failures = [aws_instance.broker, aws_instance.follower]
 }

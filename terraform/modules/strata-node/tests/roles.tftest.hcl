@@ -74,6 +74,9 @@ run "broker" {
       "STRATA_SEGMENT_SIZE=\"256MiB\"",
       "STRATA_SEGMENT_MAX_AGE=\"5m\"",
       "STRATA_FLUSH=\"async\"",
+      "STRATA_REPLICATION=\"async\"",
+      "STRATA_MIN_INSYNC_REPLICAS=\"1\"",
+      "STRATA_FAILOVER=\"off\"",
       "STRATA_AUTO_CREATE_TOPICS=\"false\"",
       "STRATA_TIER=\"s3://strata-cold/prod/broker-b?region=eu-west-1\"",
       "STRATA_HOT_RETENTION=\"24h\"",
@@ -81,7 +84,7 @@ run "broker" {
       "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
       "STRATA_LOG_LEVEL=\"info\"",
     ]
-    error_message = "the leader's environment file is not the expected one: ${output.environment_file}"
+    error_message = "the leader's environment file is not the expected one (replication: async, no failover, Strata's replication port): ${output.environment_file}"
   }
   assert {
     condition     = output.environment["STRATA_NAMESRV"] == "10.0.1.10:9876;10.0.2.10:9876" && output.environment["STRATA_ROLE"] == "leader"
@@ -350,5 +353,272 @@ run "http_on_every_interface_when_allowed" {
   assert {
     condition     = strcontains(output.systemd_unit, "\nEnvironmentFile=/opt/strata/etc/strata-namesrv.env\n") && strcontains(output.systemd_unit, "\nRequires=strata-namesrv-prepare.service\n")
     error_message = "the unit refers to its own files"
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Replication and failover: a group is a leader (role broker, id 0) and its
+# followers (role follower, ids 1 and up), with the same settings.
+
+run "follower" {
+  command = plan
+
+  variables {
+    role                = "follower"
+    broker_name         = "broker-b"
+    broker_id           = 2
+    cluster_name        = "prod"
+    advertise           = "10.0.2.21:10911"
+    ha_listen           = ":10912"
+    replication         = "sync"
+    min_insync_replicas = 2
+    segment_size        = "256MiB"
+    segment_max_age     = "5m"
+    flush               = "async"
+    data_dir            = "/srv/strata"
+    data_device         = "/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*"
+  }
+
+  assert {
+    condition     = output.subcommand == "broker" && strcontains(output.systemd_unit, "\nExecStart=/usr/local/bin/strata broker\n")
+    error_message = "a follower runs `strata broker`"
+  }
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"follower\"",
+      "STRATA_CLUSTER=\"prod\"",
+      "STRATA_BROKER_NAME=\"broker-b\"",
+      "STRATA_BROKER_ID=\"2\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10911\"",
+      "STRATA_ADVERTISE=\"10.0.2.21:10911\"",
+      "STRATA_HA_LISTEN=\":10912\"",
+      "STRATA_DATA_DIR=\"/srv/strata\"",
+      "STRATA_SEGMENT_SIZE=\"256MiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"5m\"",
+      "STRATA_FLUSH=\"async\"",
+      "STRATA_REPLICATION=\"sync\"",
+      "STRATA_MIN_INSYNC_REPLICAS=\"2\"",
+      "STRATA_FAILOVER=\"off\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a follower has its leader's log settings (segment size, flush) and the group's replication settings, and no cold tier: ${output.environment_file}"
+  }
+  assert {
+    condition     = startswith(output.environment_file, "# strata: Strata follower (`strata broker`)")
+    error_message = "the header names the role"
+  }
+  assert {
+    condition     = contains(output.flags, "--role=follower") && contains(output.flags, "--broker-id=2") && contains(output.flags, "--ha-listen=:10912") && contains(output.flags, "--min-insync-replicas=2")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+  assert {
+    condition = alltrue([for l in [
+      "ReadWritePaths=/srv/strata",
+      "RequiresMountsFor=/srv/strata",
+      "ProtectSystem=strict",
+      "CapabilityBoundingSet=",
+    ] : contains(split("\n", output.systemd_unit), l)])
+    error_message = "a follower's unit: only its data directory is writable, no capabilities: ${output.systemd_unit}"
+  }
+  assert {
+    condition     = strcontains(output.prepare_script, "mkfs.ext4") && strcontains(output.prepare_script, "mount -o noatime \"$dev\" \"$data_dir\"") && strcontains(output.prepare_script, "data_dir='/srv/strata'")
+    error_message = "a follower keeps its copy on its own data disk, like a leader"
+  }
+}
+
+run "follower_advertising_its_boot_address" {
+  command = plan
+
+  variables {
+    role      = "follower"
+    broker_id = 1
+    advertise = "auto"
+  }
+
+  assert {
+    condition     = jsonencode(output.host_derived) == jsonencode(["STRATA_ADVERTISE"]) && output.environment["STRATA_BROKER_ID"] == "1"
+    error_message = "the address is derived at boot, the id is fixed"
+  }
+  assert {
+    condition     = !contains(keys(output.environment), "STRATA_HA_LISTEN") && !contains(keys(output.environment), "STRATA_HA_ADVERTISE")
+    error_message = "without ha_listen and ha_advertise Strata's defaults apply: the client port's successor on the advertised host"
+  }
+  assert {
+    condition     = !contains(keys(output.environment), "STRATA_TIER") && !contains(keys(output.environment), "STRATA_HOT_RETENTION") && !contains(keys(output.environment), "STRATA_CACHE_SIZE")
+    error_message = "followers have no cold tier"
+  }
+}
+
+run "follower_with_a_static_leader" {
+  command = plan
+
+  variables {
+    role           = "follower"
+    broker_id      = 1
+    replicate_from = "10.0.1.20:10912"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_REPLICATE_FROM"] == "10.0.1.20:10912" && output.environment["STRATA_FAILOVER"] == "off"
+    error_message = "a follower without failover may name its leader's replication address"
+  }
+}
+
+run "leader_with_sync_replication_and_failover" {
+  command = plan
+
+  variables {
+    role                = "broker"
+    advertise           = "10.0.1.20:10911"
+    ha_listen           = "10.0.1.20:10922"
+    ha_advertise        = "broker-a.internal:10922"
+    replication         = "sync"
+    min_insync_replicas = 3
+    failover            = true
+  }
+
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"leader\"",
+      "STRATA_CLUSTER=\"DefaultCluster\"",
+      "STRATA_BROKER_NAME=\"broker-a\"",
+      "STRATA_BROKER_ID=\"0\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10911\"",
+      "STRATA_ADVERTISE=\"10.0.1.20:10911\"",
+      "STRATA_HA_LISTEN=\"10.0.1.20:10922\"",
+      "STRATA_HA_ADVERTISE=\"broker-a.internal:10922\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_SEGMENT_SIZE=\"1GiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"10m\"",
+      "STRATA_FLUSH=\"sync\"",
+      "STRATA_REPLICATION=\"sync\"",
+      "STRATA_MIN_INSYNC_REPLICAS=\"3\"",
+      "STRATA_FAILOVER=\"on\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "the leader's replication settings are not the expected ones: ${output.environment_file}"
+  }
+  assert {
+    condition     = contains(output.flags, "--failover=on") && contains(output.flags, "--replication=sync") && contains(output.flags, "--ha-advertise=broker-a.internal:10922")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+}
+
+run "sync_replication_needs_two_copies_by_default" {
+  command = plan
+
+  variables {
+    role        = "broker"
+    replication = "sync"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_REPLICATION"] == "sync" && output.environment["STRATA_MIN_INSYNC_REPLICAS"] == "2"
+    error_message = "min_insync_replicas null renders Strata's default under sync: 2"
+  }
+}
+
+run "privileged_replication_port_gets_one_capability" {
+  command = plan
+
+  variables {
+    role      = "follower"
+    broker_id = 1
+    ha_listen = ":853"
+  }
+
+  assert {
+    condition     = strcontains(output.systemd_unit, "\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n")
+    error_message = "a replication port below 1024 needs CAP_NET_BIND_SERVICE"
+  }
+}
+
+run "namesrv_with_failover_controller" {
+  command = plan
+
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+    controller_peers  = ["10.0.1.10:9878", "10.0.2.10:9878", "10.0.3.10:9878"]
+    data_dir          = "/var/lib/strata-namesrv"
+    data_device       = "/dev/nvme1n1"
+  }
+
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_NAMESRV_LISTEN=\":9876\"",
+      "STRATA_CONTROLLER_LISTEN=\"10.0.1.10:9878\"",
+      "STRATA_CONTROLLER_PEERS=\"10.0.1.10:9878;10.0.2.10:9878;10.0.3.10:9878\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata-namesrv\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a name server with a controller: its raft address, its peers and the data directory of its raft state: ${output.environment_file}"
+  }
+  assert {
+    condition     = contains(output.flags, "--controller-listen=10.0.1.10:9878") && contains(output.flags, "--controller-peers=10.0.1.10:9878;10.0.2.10:9878;10.0.3.10:9878") && contains(output.flags, "--data-dir=/var/lib/strata-namesrv")
+    error_message = "`strata namesrv` has these flags: ${jsonencode(output.flags)}"
+  }
+  # The raft state must survive restarts: the data directory is the one
+  # writable path (ProtectSystem=strict makes everything else read-only).
+  assert {
+    condition = alltrue([for l in [
+      "ExecStart=/usr/local/bin/strata namesrv",
+      "ProtectSystem=strict",
+      "ReadWritePaths=/var/lib/strata-namesrv",
+      "RequiresMountsFor=/var/lib/strata-namesrv",
+    ] : contains(split("\n", output.systemd_unit), l)])
+    error_message = "the controller's data directory is writable, and mounted first: ${output.systemd_unit}"
+  }
+  assert {
+    condition     = length(regexall("(?m)^ReadWritePaths=", output.systemd_unit)) == 1
+    error_message = "nothing else is writable"
+  }
+  assert {
+    condition     = strcontains(output.prepare_script, "data_dir='/var/lib/strata-namesrv'") && strcontains(output.prepare_script, "chown \"$user:$group\" \"$data_dir\"") && strcontains(output.prepare_script, "pattern='/dev/nvme1n1'")
+    error_message = "the preparation creates the directory for the service user (and mounts the disk)"
+  }
+}
+
+run "namesrv_controller_alone" {
+  command = plan
+
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_CONTROLLER_LISTEN"] == "10.0.1.10:9878" && !contains(keys(output.environment), "STRATA_CONTROLLER_PEERS") && output.environment["STRATA_DATA_DIR"] == "/var/lib/strata"
+    error_message = "without peers the controller is alone (Strata's default), its state under the default data directory"
+  }
+}
+
+run "standalone_with_failover_controller" {
+  command = plan
+
+  variables {
+    role              = "standalone"
+    namesrv_addresses = []
+    controller_listen = "127.0.0.1:9878"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_CONTROLLER_LISTEN"] == "127.0.0.1:9878" && output.environment["STRATA_DATA_DIR"] == "/var/lib/strata"
+    error_message = "standalone runs the controller too, its state in its data directory"
+  }
+  assert {
+    condition     = !anytrue([for f in output.flags : startswith(f, "--controller-")]) && contains(output.flags, "--namesrv-listen=127.0.0.1:9876")
+    error_message = "`strata standalone` reads the controller's settings from the environment only: they are not flags: ${jsonencode(output.flags)}"
+  }
+  assert {
+    condition     = !contains(keys(output.environment), "STRATA_REPLICATION") && !contains(keys(output.environment), "STRATA_FAILOVER")
+    error_message = "replication settings are for roles broker and follower"
   }
 }

@@ -271,3 +271,284 @@ run "data_device_on_a_name_server" {
   }
   expect_failures = [var.data_device]
 }
+
+# ---------------------------------------------------------------------------
+# Replication and failover.
+
+run "follower_with_leader_id" {
+  command = plan
+  variables {
+    role = "follower"
+  }
+  expect_failures = [var.broker_id]
+}
+
+run "follower_with_a_cold_tier" {
+  command = plan
+  variables {
+    role      = "follower"
+    broker_id = 1
+    tier_url  = "s3://strata-cold/prod"
+  }
+  expect_failures = [var.tier_url]
+}
+
+run "follower_with_derived_id" {
+  command = plan
+  variables {
+    role                   = "follower"
+    broker_id              = 1
+    broker_id_from_address = true
+  }
+  expect_failures = [var.broker_id_from_address]
+}
+
+run "unknown_replication_mode" {
+  command = plan
+  variables {
+    replication = "semi-sync"
+  }
+  expect_failures = [var.replication]
+}
+
+run "replication_on_a_reader" {
+  command = plan
+  variables {
+    role        = "reader"
+    broker_id   = 1
+    tier_url    = "s3://strata-cold/prod"
+    replication = "sync"
+  }
+  expect_failures = [var.replication]
+}
+
+run "min_insync_zero" {
+  command = plan
+  variables {
+    replication         = "sync"
+    min_insync_replicas = 0
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "min_insync_fractional" {
+  command = plan
+  variables {
+    replication         = "sync"
+    min_insync_replicas = 1.5
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "min_insync_above_one_without_sync" {
+  command = plan
+  variables {
+    min_insync_replicas = 2
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "min_insync_on_a_name_server" {
+  command = plan
+  variables {
+    role                = "namesrv"
+    min_insync_replicas = 1
+  }
+  expect_failures = [var.min_insync_replicas]
+}
+
+run "failover_with_a_cold_tier" {
+  command = plan
+  variables {
+    failover = true
+    tier_url = "s3://strata-cold/prod"
+  }
+  expect_failures = [var.failover]
+}
+
+run "failover_on_a_reader" {
+  command = plan
+  variables {
+    role      = "reader"
+    broker_id = 1
+    tier_url  = "s3://strata-cold/prod"
+    failover  = true
+  }
+  expect_failures = [var.failover]
+}
+
+run "failover_on_a_name_server" {
+  command = plan
+  variables {
+    role     = "namesrv"
+    failover = true
+  }
+  expect_failures = [var.failover]
+}
+
+run "failover_on_standalone" {
+  command = plan
+  variables {
+    role     = "standalone"
+    tier_url = "none"
+    failover = true
+  }
+  expect_failures = [var.failover]
+}
+
+run "ha_listen_without_port" {
+  command = plan
+  variables {
+    ha_listen = "10.0.1.20"
+  }
+  expect_failures = [var.ha_listen]
+}
+
+run "ha_listen_port_out_of_range" {
+  command = plan
+  variables {
+    ha_listen = ":70000"
+  }
+  expect_failures = [var.ha_listen]
+}
+
+run "ha_listen_on_a_reader" {
+  command = plan
+  variables {
+    role      = "reader"
+    broker_id = 1
+    tier_url  = "s3://strata-cold/prod"
+    ha_listen = ":10922"
+  }
+  expect_failures = [var.ha_listen]
+}
+
+run "ha_advertise_wildcard" {
+  command = plan
+  variables {
+    ha_advertise = "0.0.0.0:10912"
+  }
+  expect_failures = [var.ha_advertise]
+}
+
+run "ha_advertise_without_host" {
+  command = plan
+  variables {
+    ha_advertise = ":10912"
+  }
+  expect_failures = [var.ha_advertise]
+}
+
+run "ha_advertise_on_a_name_server" {
+  command = plan
+  variables {
+    role         = "namesrv"
+    ha_advertise = "10.0.1.10:10912"
+  }
+  expect_failures = [var.ha_advertise]
+}
+
+run "replicate_from_on_a_leader" {
+  command = plan
+  variables {
+    replicate_from = "10.0.1.20:10912"
+  }
+  expect_failures = [var.replicate_from]
+}
+
+run "replicate_from_with_failover" {
+  command = plan
+  variables {
+    role           = "follower"
+    broker_id      = 1
+    failover       = true
+    replicate_from = "10.0.1.20:10912"
+  }
+  expect_failures = [var.replicate_from]
+}
+
+run "replicate_from_without_port" {
+  command = plan
+  variables {
+    role           = "follower"
+    broker_id      = 1
+    replicate_from = "10.0.1.20"
+  }
+  expect_failures = [var.replicate_from]
+}
+
+# ---------------------------------------------------------------------------
+# The failover controller.
+
+run "controller_on_a_broker" {
+  command = plan
+  variables {
+    controller_listen = "10.0.1.20:9878"
+  }
+  expect_failures = [var.controller_listen]
+}
+
+run "controller_on_every_interface" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = ":9878"
+  }
+  expect_failures = [var.controller_listen]
+}
+
+run "controller_on_the_wildcard_address" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "0.0.0.0:9878"
+  }
+  expect_failures = [var.controller_listen]
+}
+
+run "controller_on_a_host_name" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "ns1.internal:9878"
+  }
+  expect_failures = [var.controller_listen]
+}
+
+run "controller_port_out_of_range" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:0"
+  }
+  expect_failures = [var.controller_listen]
+}
+
+run "controller_peers_without_this_one" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+    controller_peers  = ["10.0.2.10:9878", "10.0.3.10:9878"]
+  }
+  expect_failures = [var.controller_peers]
+}
+
+run "controller_peers_without_a_controller" {
+  command = plan
+  variables {
+    role             = "namesrv"
+    controller_peers = ["10.0.1.10:9878"]
+  }
+  expect_failures = [var.controller_peers]
+}
+
+run "controller_peer_not_an_address" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+    controller_peers  = ["10.0.1.10:9878", "ns2.internal:9878"]
+  }
+  expect_failures = [var.controller_peers]
+}
