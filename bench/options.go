@@ -154,3 +154,24 @@ func (o *Options) backlogSealAfter() time.Duration {
 	}
 	return 10 * time.Second
 }
+
+// replicationSegmentSize is the commit-log segment size of the
+// replication workload's leader and followers (the same for all, as
+// followers need): standalone's default without a cold tier, smaller in
+// smoke runs, where four targets preallocate theirs one after the other.
+func (o *Options) replicationSegmentSize() string {
+	if o.Smoke {
+		return "16MiB"
+	}
+	return "1GiB"
+}
+
+// replicationWindow is the warm-up and measured time of the replication
+// workload's cases: the options', halved in smoke runs, where it runs its
+// four targets one after the other.
+func (o *Options) replicationWindow() (warmup, duration time.Duration) {
+	if o.Smoke {
+		return o.Warmup / 2, o.Duration / 2
+	}
+	return o.Warmup, o.Duration
+}

@@ -53,7 +53,8 @@ type Comparison struct {
 	Ratio    float64 `json:"ratio"`
 }
 
-// Goal is one of issue 8's goals with what this run measured.
+// Goal is one of the issues' goals (issue 8's, replication's) with what
+// this run measured.
 type Goal struct {
 	Goal     string `json:"goal"`
 	Measured string `json:"measured"`
@@ -125,13 +126,22 @@ func ratio(a, b float64) float64 {
 // computeComparisons fills Comparisons and Goals from the results.
 func (r *Report) computeComparisons() {
 	r.Comparisons, r.Goals = nil, nil
+	for i := range r.Workloads {
+		if w := &r.Workloads[i]; w.Name == Replication {
+			w.Replication = replicationRatios(w.Runs)
+		}
+	}
 	for _, w := range r.Workloads {
 		if len(w.Runs) == 0 {
 			continue
 		}
 		subj := w.Runs[0]
+		peers := w.Runs[1:]
+		if w.Name == Replication {
+			peers = nil // the other runs are the subject's variants: see Replication
+		}
 		for _, sc := range subj.Cases {
-			for _, peer := range w.Runs[1:] {
+			for _, peer := range peers {
 				pc := peer.findCase(sc.Case)
 				if pc == nil || pc.Produced == 0 || sc.Produced == 0 {
 					continue
@@ -280,7 +290,7 @@ func (r *Report) goals() []Goal {
 		}
 	}
 	gs = append(gs, g)
-	return gs
+	return append(gs, r.replicationGoals()...)
 }
 
 var unsafeFile = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -454,6 +464,7 @@ func (r *Report) WriteText(w io.Writer) {
 				fmt.Fprintf(w, "  ERROR: %s\n", run.Error)
 			}
 		}
+		writeReplicationTable(w, wr.Replication, r.Machine.Cores)
 		var cmp []Comparison
 		for _, c := range r.Comparisons {
 			if c.Workload == wr.Name {
@@ -470,7 +481,7 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	if len(r.Goals) > 0 {
-		fmt.Fprintf(w, "\n== issue 8's goals\n")
+		fmt.Fprintf(w, "\n== goals\n")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, g := range r.Goals {
 			v := "n/a"

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,7 +174,7 @@ func TestReportComparisonsAndFiles(t *testing.T) {
 
 func TestOptionsDefaults(t *testing.T) {
 	o, err := Options{}.withDefaults()
-	if err != nil || o.Rate != DefaultRate || o.Topics != 10000 || o.Duration != 30*time.Second || len(o.Workloads) != 4 {
+	if err != nil || o.Rate != DefaultRate || o.Topics != 10000 || o.Duration != 30*time.Second || len(o.Workloads) != 5 {
 		t.Fatalf("defaults %+v, %v", o, err)
 	}
 	if _, err := (Options{Workloads: []string{"nope"}}).withDefaults(); err == nil || !strings.Contains(err.Error(), `unknown workload "nope"`) {
@@ -231,4 +233,82 @@ func TestProgressLine(t *testing.T) {
 	nilp.update("x")
 	nilp.logf("x")
 	nilp.done()
+}
+
+// TestReplicationRatios: the replication variants against 1 copy, the
+// goal's verdicts, and their table.
+func TestReplicationRatios(t *testing.T) {
+	o, err := Options{Smoke: true}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newReport(o)
+	variant := func(copies int, mode string, maxRate, p99 float64) TargetRun {
+		name := fmt.Sprintf("strata flush=sync copies=%d replication=%s", copies, mode)
+		fixed := fakeCase("rate=500", name, 500, p99)
+		fixed.Rate = 500
+		if copies == 3 {
+			fixed.ProduceRate, fixed.Unsent = 450, 500 // behind
+		}
+		return TargetRun{Target: name, Copies: copies, Replication: mode,
+			Cases: []CaseResult{fakeCase("max", name, maxRate, 1), fixed}}
+	}
+	r.Workloads = []WorkloadResult{{Name: Replication, Runs: []TargetRun{
+		variant(1, "none", 1000, 2), variant(2, "async", 900, 2.5), variant(2, "sync", 750, 3.8), variant(3, "sync", 600, 5),
+		{Target: "jetstream sync_interval=always", Note: "not measured"},
+	}}}
+	r.computeComparisons()
+	rs := r.Workloads[0].Replication
+	if len(rs) != 4 {
+		t.Fatalf("ratios %+v", rs)
+	}
+	for _, c := range r.Comparisons {
+		if c.Workload == Replication && c.Against != "" && strings.Contains(c.Against, "copies=") {
+			t.Errorf("a variant compared as a peer: %+v", c)
+		}
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 0.03*b }
+	want := []struct {
+		share, mult float64
+		tput, lat   bool
+	}{{1, 1, true, true}, {0.9, 1.25, true, true}, {0.75, 1.9, true, true}, {0.6, 2.5, false, false}}
+	for i, w := range want {
+		got := rs[i]
+		if !near(got.MaxShare, w.share) || !near(got.P99Multiple, w.mult) || got.FixedRate != 500 ||
+			got.ThroughputMet == nil || *got.ThroughputMet != w.tput || got.LatencyMet == nil || *got.LatencyMet != w.lat ||
+			got.FellBehind != (i == 3) {
+			t.Errorf("variant %d: %+v, want share %.2f (met %v), p99 ×%.2f (met %v)", i, got, w.share, w.tput, w.mult, w.lat)
+		}
+	}
+	var goals int
+	for _, g := range r.Goals {
+		if strings.HasPrefix(g.Goal, "replication: sync with 3 copies") {
+			goals++
+			if g.Met == nil || *g.Met {
+				t.Errorf("goal %q: met %v (%s), want not met", g.Goal, g.Met, g.Measured)
+			}
+		}
+	}
+	if goals != 2 {
+		t.Errorf("%d replication goals, want 2: %+v", goals, r.Goals)
+	}
+	var text bytes.Buffer
+	r.WriteText(&text)
+	for _, want := range []string{"against 1 copy", "NOT met", "×2.50", "60%", "5.00 *", "fell behind"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), "ratios, ") {
+		t.Errorf("the variants are listed as peers:\n%s", text.String())
+	}
+
+	// Without the workload, the goals say so.
+	r.Workloads = nil
+	r.computeComparisons()
+	for _, g := range r.Goals {
+		if strings.HasPrefix(g.Goal, "replication:") && (g.Met != nil || !strings.Contains(g.Measured, "not measured")) {
+			t.Errorf("goal without the workload: %+v", g)
+		}
+	}
 }

@@ -26,10 +26,16 @@ const (
 	BacklogDrain = "backlog-drain"
 	// ColdStart: a client process's exec → first acknowledged send.
 	ColdStart = "coldstart"
+	// Replication: 1-topic's topic at the maximum rate and at a fixed
+	// rate (half of one copy's maximum) on Strata with one copy, then
+	// with followers: async with 2 copies, sync with 2 and with 3.
+	Replication = "replication"
 )
 
 // WorkloadNames lists the workloads in the order `--workload all` runs them.
-func WorkloadNames() []string { return []string{OneTopic, Topics10k, BacklogDrain, ColdStart} }
+func WorkloadNames() []string {
+	return []string{OneTopic, Topics10k, BacklogDrain, ColdStart, Replication}
+}
 
 // IsWorkload reports whether name is a workload.
 func IsWorkload(name string) bool {
@@ -316,6 +322,9 @@ loop:
 		consumerRunning = false
 	}
 
+	for i := range procs {
+		procs[i].Name = procLabel(t, procs[i].Pid, procs[i].Name)
+	}
 	res.Procs = procs
 	secs := w.seconds()
 	res.Produced, res.Errors, res.ErrorSamples = produced.Load(), errs.Load(), samples

@@ -16,11 +16,19 @@ type WorkloadResult struct {
 	Name        string      `json:"name"`
 	Description string      `json:"description"`
 	Runs        []TargetRun `json:"runs"`
+	// Replication compares the replication workload's variants with its
+	// first, one copy (computed from Runs with the report's comparisons).
+	Replication []ReplicationRatio `json:"replication_ratios,omitempty"`
 }
 
 // TargetRun is one target's part in a workload.
 type TargetRun struct {
 	Target string `json:"target"`
+	// Copies and Replication are the replication workload's variant:
+	// copies of each message, the leader's included, and "none", "async"
+	// or "sync".
+	Copies      int    `json:"copies,omitempty"`
+	Replication string `json:"replication,omitempty"`
 	// Note describes the target's setup, when it says (JetStream's topic
 	// mapping, for instance).
 	Note string `json:"note,omitempty"`
@@ -76,6 +84,9 @@ func describe(w string, o *Options) string {
 			humanBytes(o.BacklogBytes), o.Rate)
 	case ColdStart:
 		return fmt.Sprintf("a fresh client process, exec → first acknowledged send → exit, %d runs", o.ColdStartRuns)
+	case Replication:
+		return fmt.Sprintf("1 topic × 16 queues, %d-byte messages, consumers keep up, on Strata with 1 copy, then with followers (async 2 copies, sync 2 and 3 copies; one after the other, each fresh): the maximum rate (%d synchronous senders) and a fixed rate of half 1 copy's maximum",
+			o.MessageSize, o.Concurrency)
 	}
 	return ""
 }
@@ -127,16 +138,25 @@ func Run(ctx context.Context, o Options, factories []TargetFactory) (*Report, er
 	for _, wl := range o.Workloads {
 		wr := WorkloadResult{Name: wl, Description: describe(wl, &o)}
 		for i, f := range factories {
-			run, err := runWorkload(ctx, &o, wl, i, f, dataDir, progress)
-			if run.Target == "" {
-				run.Target = fmt.Sprintf("target %d", i)
+			var runs []TargetRun
+			var errs []error
+			if wl == Replication {
+				runs, errs = runReplication(ctx, &o, i, f, dataDir, progress)
+			} else {
+				run, err := runWorkload(ctx, &o, wl, i, f, dataDir, progress)
+				runs, errs = []TargetRun{run}, []error{err}
 			}
-			if err != nil {
-				run.Error = err.Error()
-				failures = append(failures, fmt.Errorf("%s on %s: %w", wl, run.Target, err))
-				progress.logf("%s on %s failed: %v", wl, run.Target, err)
+			for k, run := range runs {
+				if run.Target == "" {
+					run.Target = fmt.Sprintf("target %d", i)
+				}
+				if err := errs[k]; err != nil {
+					run.Error = err.Error()
+					failures = append(failures, fmt.Errorf("%s on %s: %w", wl, run.Target, err))
+					progress.logf("%s on %s failed: %v", wl, run.Target, err)
+				}
+				wr.Runs = append(wr.Runs, run)
 			}
-			wr.Runs = append(wr.Runs, run)
 			if ctx.Err() != nil {
 				rep.Workloads = append(rep.Workloads, wr)
 				return rep, finish(rep, o, ctx.Err())
@@ -198,11 +218,31 @@ func runWorkload(ctx context.Context, o *Options, wl string, idx int, f TargetFa
 		}
 	}
 	dir := filepath.Join(dataDir, fmt.Sprintf("%s-%d", wl, idx))
+	err = withTarget(ctx, t, dir, &run, progress, label, func(idle map[int]int64) (err error) {
+		switch wl {
+		case OneTopic:
+			err = runOneTopic(ctx, t, o, &run, idle, progress, label)
+		case Topics10k:
+			err = runTopics10k(ctx, t, o, &run, idle, progress, label)
+		case BacklogDrain:
+			err = runBacklogDrain(ctx, t, o, &run, idle, progress, label)
+		case ColdStart:
+			run.ColdStart, err = runColdStart(ctx, t, t.(ColdStarter), o.ColdStartRuns, "bench-coldstart", progress)
+		}
+		return err
+	})
+	return run, err
+}
+
+// withTarget starts t with its data in dir, records in run how long that
+// took and the idle RSS of its processes, runs body, then stops t (and
+// records its Note) and removes dir.
+func withTarget(ctx context.Context, t Target, dir string, run *TargetRun, progress *progressLine, label string, body func(idle map[int]int64) error) (err error) {
 	defer os.RemoveAll(dir)
 	progress.logf("%s starting", label)
 	start := time.Now()
 	if err := t.Start(ctx, dir); err != nil {
-		return run, fmt.Errorf("start: %w", err)
+		return fmt.Errorf("start: %w", err)
 	}
 	run.StartSeconds = time.Since(start).Seconds()
 	defer func() {
@@ -217,19 +257,9 @@ func runWorkload(ctx context.Context, o *Options, wl string, idx int, f TargetFa
 	}()
 	idle := idleRSS(t.Pids())
 	for _, pid := range t.Pids() {
-		run.IdleRSS = append(run.IdleRSS, ProcStats{Pid: pid, Name: procName(pid), IdleRSS: idle[pid]})
+		run.IdleRSS = append(run.IdleRSS, ProcStats{Pid: pid, Name: procLabel(t, pid, procName(pid)), IdleRSS: idle[pid]})
 	}
-	switch wl {
-	case OneTopic:
-		err = runOneTopic(ctx, t, o, &run, idle, progress, label)
-	case Topics10k:
-		err = runTopics10k(ctx, t, o, &run, idle, progress, label)
-	case BacklogDrain:
-		err = runBacklogDrain(ctx, t, o, &run, idle, progress, label)
-	case ColdStart:
-		run.ColdStart, err = runColdStart(ctx, t, t.(ColdStarter), o.ColdStartRuns, "bench-coldstart", progress)
-	}
-	return run, err
+	return body(idle)
 }
 
 func runOneTopic(ctx context.Context, t Target, o *Options, run *TargetRun, idle map[int]int64, progress *progressLine, label string) error {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,8 +39,10 @@ type StrataOptions struct {
 	// soon as they are offloaded. Without it the broker runs with --tier
 	// none.
 	ColdTier bool
-	// SegmentSize is the --segment-size with the cold tier (default
-	// 64MiB); without it the broker's default (1GiB) applies.
+	// SegmentSize is the --segment-size: with the cold tier, default
+	// 64MiB; without it, passed when set, and otherwise the broker's
+	// default (1GiB) applies, explicitly with followers, which must run
+	// with their leader's segment size.
 	SegmentSize string
 	// SegmentMaxAge is the --segment-max-age with the cold tier (default
 	// 10s), so that a backlog's last segment goes cold too.
@@ -49,6 +52,16 @@ type StrataOptions struct {
 	// which keeps 10,000 admin round trips (and as many journal fsyncs)
 	// out of the case's setup.
 	Topics map[string]int
+	// Followers runs this many followers beside the standalone leader:
+	// `strata broker --broker-id 1..Followers`, each with a data
+	// directory and a log of its own, copying the leader's log over its
+	// replication port. Start returns once they are all in sync. They run
+	// without a cold tier, which Followers excludes.
+	Followers int
+	// Replication is the leader's --replication with followers: "async"
+	// (the default) or "sync", under which every send waits for all
+	// Followers+1 copies (--min-insync-replicas Followers+1).
+	Replication string
 	// ExtraArgs are added to `strata standalone`'s flags.
 	ExtraArgs []string
 	// Logf reports progress (provisioning MinIO); may be nil.
@@ -56,11 +69,15 @@ type StrataOptions struct {
 }
 
 // StrataFactory returns a TargetFactory making Strata targets with opts,
-// with the cold tier when the workload needs it.
+// with the cold tier when the workload needs it, and the followers and
+// replication mode it asks for.
 func StrataFactory(opts StrataOptions) TargetFactory {
 	return func(n TargetNeeds) (Target, error) {
 		o := opts
 		o.ColdTier = o.ColdTier || n.ColdTier
+		if n.Followers > 0 || n.Replication != "" {
+			o.Followers, o.Replication = n.Followers, n.Replication
+		}
 		if n.SegmentSize != "" {
 			o.SegmentSize = n.SegmentSize
 		}
@@ -84,15 +101,20 @@ type Strata struct {
 	namesrv string
 	broker  string
 	http    string
+	ha      string // the leader's replication address
 	logPath string
 	cmdLine string // the last strata command line started
+	// followerCmds are the followers' command lines, for Note (kept after
+	// Stop).
+	followerCmds []string
 
 	minio *miniotest.Server
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
-	admin  *client.Client
+	mu        sync.Mutex
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	followers []*strataFollower
+	admin     *client.Client
 
 	groups atomic.Int64
 }
@@ -102,7 +124,23 @@ var (
 	_ BatchProducer = strataProducer{}
 	_ ColdTier      = (*Strata)(nil)
 	_ ColdStarter   = (*Strata)(nil)
+	_ Replicated    = (*Strata)(nil)
+	_ ProcLabeler   = (*Strata)(nil)
 )
+
+// strataBrokerName is the broker name of the leader and its followers
+// (standalone's default).
+const strataBrokerName = "broker-a"
+
+// strataFollower is one of the target's follower processes.
+type strataFollower struct {
+	id      int
+	addr    string // client address
+	http    string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
 
 // NewStrata returns a Strata target; Start runs it.
 func NewStrata(opts StrataOptions) (*Strata, error) {
@@ -112,8 +150,29 @@ func NewStrata(opts StrataOptions) (*Strata, error) {
 	if opts.Flush != "sync" && opts.Flush != "async" {
 		return nil, fmt.Errorf("strata target: flush %q: want sync or async", opts.Flush)
 	}
-	if opts.SegmentSize == "" {
+	if opts.Followers < 0 || opts.Followers > 8 {
+		return nil, fmt.Errorf("strata target: %d followers: want 0 to 8", opts.Followers)
+	}
+	switch opts.Replication {
+	case "":
+		if opts.Followers > 0 {
+			opts.Replication = "async"
+		}
+	case "async", "sync":
+		if opts.Followers == 0 {
+			return nil, fmt.Errorf("strata target: replication %s needs followers", opts.Replication)
+		}
+	default:
+		return nil, fmt.Errorf("strata target: replication %q: want async or sync", opts.Replication)
+	}
+	if opts.Followers > 0 && opts.ColdTier {
+		return nil, errors.New("strata target: followers with a cold tier are not supported")
+	}
+	if opts.SegmentSize == "" && opts.ColdTier {
 		opts.SegmentSize = "64MiB"
+	}
+	if opts.SegmentSize == "" && opts.Followers > 0 {
+		opts.SegmentSize = "1GiB" // standalone's default without a cold tier, for the followers too
 	}
 	if opts.SegmentMaxAge == 0 {
 		opts.SegmentMaxAge = 10 * time.Second
@@ -131,17 +190,44 @@ func NewStrata(opts StrataOptions) (*Strata, error) {
 	return &Strata{opts: opts}, nil
 }
 
-// Name is "strata flush=sync" (or async), with " tier=minio" when the cold
-// tier is on.
+// Name is "strata flush=sync" (or async), with " copies=3
+// replication=sync" (or async) with followers, and " tier=minio" when the
+// cold tier is on.
 func (s *Strata) Name() string {
 	n := "strata flush=" + s.opts.Flush
+	if s.opts.Followers > 0 {
+		n += fmt.Sprintf(" copies=%d replication=%s", s.opts.Followers+1, s.opts.Replication)
+	}
 	if s.opts.ColdTier {
 		n += " tier=minio"
 	}
 	return n
 }
 
-// Note is the strata command line the target ran, for the report.
+// Copies is how many copies of each message the target keeps: its
+// followers and the leader.
+func (s *Strata) Copies() int { return s.opts.Followers + 1 }
+
+// ProcLabel tells the leader's process from the followers' when there are
+// followers.
+func (s *Strata) ProcLabel(pid int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.Followers == 0 {
+		return ""
+	}
+	if s.cmd != nil && s.cmd.Process != nil && s.cmd.Process.Pid == pid {
+		return "leader"
+	}
+	for _, f := range s.followers {
+		if f.cmd.Process.Pid == pid {
+			return fmt.Sprintf("follower-%d", f.id)
+		}
+	}
+	return ""
+}
+
+// Note is the strata command lines the target ran, for the report.
 func (s *Strata) Note() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,6 +241,9 @@ func (s *Strata) Note() string {
 	if len(s.opts.Topics) > 0 {
 		n += fmt.Sprintf("; its %d topics were written into the topic table before start", len(s.opts.Topics))
 	}
+	for i, c := range s.followerCmds {
+		n += fmt.Sprintf("; follower %d: %s", i+1, c)
+	}
 	return n
 }
 
@@ -166,7 +255,9 @@ func (s *Strata) LogPath() string { return s.logPath }
 
 // Start starts MinIO when the cold tier is on, then `strata standalone`
 // with its data under dir, and waits until the broker has registered with
-// the name server. Ports taken by someone else meanwhile are retried.
+// the name server; then the followers, if any, and waits until the leader
+// counts them all in sync. Ports taken by someone else meanwhile are
+// retried.
 func (s *Strata) Start(ctx context.Context, dir string) error {
 	if _, err := os.Stat(s.opts.Binary); err != nil {
 		return fmt.Errorf("strata target: binary: %w", err)
@@ -199,36 +290,47 @@ func (s *Strata) Start(ctx context.Context, dir string) error {
 			"--segment-max-age", s.opts.SegmentMaxAge.String())
 	} else {
 		args = append(args, "--tier", "none")
+		if s.opts.SegmentSize != "" {
+			args = append(args, "--segment-size", s.opts.SegmentSize)
+		}
+	}
+	if s.opts.Followers > 0 {
+		args = append(args, "--broker-name", strataBrokerName, "--replication", s.opts.Replication)
+		if s.opts.Replication == "sync" {
+			args = append(args, "--min-insync-replicas", strconv.Itoa(s.opts.Followers+1))
+		}
 	}
 	args = append(args, s.opts.ExtraArgs...)
 	s.logPath = filepath.Join(dir, "strata.log")
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if err = s.start(ctx, args, env); err == nil {
-			return nil
-		}
-		if !strings.Contains(err.Error(), "address already in use") {
+		if err = s.start(ctx, args, env); err == nil || !addrInUse(err) {
 			break
 		}
 	}
-	s.stopMinio()
+	if err == nil && s.opts.Followers > 0 {
+		if err = s.startFollowers(ctx); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = s.Stop(sctx) // the leader and the followers started
+			cancel()
+			return err
+		}
+	}
+	if err != nil {
+		s.stopMinio()
+	}
 	return err
 }
 
-func (s *Strata) start(ctx context.Context, args, env []string) error {
-	ports, err := freePorts(3)
+func addrInUse(err error) bool { return strings.Contains(err.Error(), "address already in use") }
+
+// spawn starts the strata binary with args and env, its output appended
+// to logPath, and returns it with a channel closed once it has exited.
+func (s *Strata) spawn(args, env []string, logPath string) (*exec.Cmd, chan struct{}, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("strata target: %w", err)
+		return nil, nil, fmt.Errorf("strata target: log file: %w", err)
 	}
-	s.broker, s.namesrv, s.http = ports[0], ports[1], ports[2]
-	args = append(slices.Clone(args), "--listen", s.broker, "--namesrv-listen", s.namesrv, "--http-listen", s.http)
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("strata target: log file: %w", err)
-	}
-	s.mu.Lock()
-	s.cmdLine = joinArgs(append([]string{filepath.Base(s.opts.Binary)}, args...))
-	s.mu.Unlock()
 	fmt.Fprintf(logf, "=== bench: %s %s\n", s.opts.Binary, strings.Join(args, " "))
 	cmd := exec.Command(s.opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -236,17 +338,37 @@ func (s *Strata) start(ctx context.Context, args, env []string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("strata target: start %s: %w", s.opts.Binary, err)
+		return nil, nil, fmt.Errorf("strata target: start %s: %w", s.opts.Binary, err)
 	}
 	logf.Close() // the child has its own copy
 	exited := make(chan struct{})
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
 	go func() { // owned by the Strata target: ends when the process exits
 		_ = cmd.Wait()
 		close(exited)
 	}()
+	return cmd, exited, nil
+}
+
+func (s *Strata) start(ctx context.Context, args, env []string) error {
+	// The replication port too: by default it is the client port's
+	// next, which may be taken.
+	ports, err := freePorts(4)
+	if err != nil {
+		return fmt.Errorf("strata target: %w", err)
+	}
+	s.broker, s.namesrv, s.http, s.ha = ports[0], ports[1], ports[2], ports[3]
+	args = append(slices.Clone(args), "--listen", s.broker, "--namesrv-listen", s.namesrv, "--http-listen", s.http,
+		"--ha-listen", s.ha)
+	s.mu.Lock()
+	s.cmdLine = joinArgs(append([]string{filepath.Base(s.opts.Binary)}, args...))
+	s.mu.Unlock()
+	cmd, exited, err := s.spawn(args, env, s.logPath)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	if err := s.waitReady(ctx, exited, 30*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -396,13 +518,17 @@ func (s *Strata) Consume(ctx context.Context, topics []string, fromStart bool, h
 	return nil
 }
 
-// Pids returns the strata process and, with the cold tier, MinIO's.
+// Pids returns the strata process (the leader), its followers' and, with
+// the cold tier, MinIO's.
 func (s *Strata) Pids() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var pids []int
 	if s.cmd != nil && s.cmd.Process != nil {
 		pids = append(pids, s.cmd.Process.Pid)
+	}
+	for _, f := range s.followers {
+		pids = append(pids, f.cmd.Process.Pid)
 	}
 	if s.minio != nil {
 		if pid := s.minio.Pid(); pid > 0 {
@@ -412,35 +538,186 @@ func (s *Strata) Pids() []int {
 	return pids
 }
 
-// Stop stops strata gracefully (SIGTERM; SIGKILL after 30 s or when ctx
-// ends), then MinIO.
+// Stop stops strata and its followers gracefully, all at once (SIGTERM;
+// SIGKILL after 30 s or when ctx ends), waits for them, then stops MinIO.
 func (s *Strata) Stop(ctx context.Context) error {
+	type proc struct {
+		name   string
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
+	var procs []proc
 	s.mu.Lock()
-	cmd, exited, admin := s.cmd, s.exited, s.admin
-	s.cmd, s.admin = nil, nil
+	if s.cmd != nil {
+		procs = append(procs, proc{"strata", s.cmd, s.exited})
+	}
+	for _, f := range s.followers {
+		procs = append(procs, proc{fmt.Sprintf("follower %d", f.id), f.cmd, f.exited})
+	}
+	admin := s.admin
+	s.cmd, s.admin, s.followers = nil, nil, nil
 	s.mu.Unlock()
 	if admin != nil {
 		_ = admin.Close()
 	}
-	var err error
-	if cmd != nil {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(30 * time.Second)
-		defer t.Stop()
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, p := range procs {
 		select {
-		case <-exited:
-		case <-t.C:
-			err = errors.New("strata target: strata did not stop within 30s after SIGTERM; killed")
-		case <-ctx.Done():
-			err = fmt.Errorf("strata target: stop: %w", ctx.Err())
+		case <-p.exited:
+			continue
+		case <-dctx.Done():
 		}
-		if err != nil {
-			_ = cmd.Process.Kill()
-			<-exited
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("strata target: stop %s: %w", p.name, ctx.Err()))
+		} else {
+			errs = append(errs, fmt.Errorf("strata target: %s did not stop within 30s after SIGTERM; killed", p.name))
 		}
+		_ = p.cmd.Process.Kill()
+		<-p.exited
 	}
 	s.stopMinio()
-	return err
+	return errors.Join(errs...)
+}
+
+// startFollowers starts the followers, each on free loopback ports (taken
+// ones retried), waits until each serves, then until the leader counts
+// them all in sync.
+func (s *Strata) startFollowers(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for id := 1; id <= s.opts.Followers; id++ {
+		g.Go(func() error {
+			var err error
+			for attempt := 0; attempt < 3; attempt++ {
+				if err = s.startFollower(gctx, id); err == nil || !addrInUse(err) {
+					break
+				}
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return s.waitInSync(ctx, 60*time.Second)
+}
+
+// startFollower starts follower id (`strata broker --broker-id id`) with
+// its data in <dir>/follower-<id> and its log in <dir>/follower-<id>.log,
+// and waits until it serves /healthz.
+func (s *Strata) startFollower(ctx context.Context, id int) error {
+	ports, err := freePorts(3)
+	if err != nil {
+		return fmt.Errorf("strata target: %w", err)
+	}
+	f := &strataFollower{id: id, addr: ports[0], http: ports[2],
+		logPath: filepath.Join(s.dir, fmt.Sprintf("follower-%d.log", id))}
+	args := []string{"broker", "--broker-id", strconv.Itoa(id), "--broker-name", strataBrokerName,
+		"--namesrv", s.namesrv, "--listen", f.addr, "--ha-listen", ports[1], "--http-listen", f.http,
+		"--data-dir", filepath.Join(s.dir, fmt.Sprintf("follower-%d", id)), "--tier", "none",
+		"--flush", s.opts.Flush, "--segment-size", s.opts.SegmentSize, "--log-level", "info"}
+	cmdLine := joinArgs(append([]string{filepath.Base(s.opts.Binary)}, args...))
+	cmd, exited, err := s.spawn(args, nil, f.logPath)
+	if err != nil {
+		return err
+	}
+	f.cmd, f.exited = cmd, exited
+	if err := waitHealthy(ctx, f.http, exited, 30*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("strata target: follower %d: %w\nlog (%s):\n%s", id, err, f.logPath, logTail(f.logPath, 3000))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.followers = append(s.followers, f)
+	slices.SortFunc(s.followers, func(a, b *strataFollower) int { return a.id - b.id })
+	if len(s.followerCmds) < id {
+		s.followerCmds = append(s.followerCmds, make([]string, id-len(s.followerCmds))...)
+	}
+	s.followerCmds[id-1] = cmdLine
+	return nil
+}
+
+// waitHealthy waits until http://addr/healthz answers, the process exits
+// or timeout passes.
+func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		select {
+		case <-exited:
+			return errors.New("exited during start-up")
+		case <-ctx.Done():
+			return fmt.Errorf("not serving after %v: %w", timeout, errors.Join(ctx.Err(), last))
+		case <-tick.C:
+		}
+		resp, err := hc.Get("http://" + addr + "/healthz")
+		if err != nil {
+			last = err
+			continue
+		}
+		resp.Body.Close()
+		return nil
+	}
+}
+
+// waitInSync waits until the leader counts all Followers+1 copies in sync
+// (client.ReplicationStatus.InSync), failing early when a process exits.
+func (s *Strata) waitInSync(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s.mu.Lock()
+	admin, leaderExited, followers := s.admin, s.exited, slices.Clone(s.followers)
+	s.mu.Unlock()
+	if admin == nil {
+		return errors.New("strata target: not started")
+	}
+	want := s.opts.Followers + 1
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		select {
+		case <-leaderExited:
+			return fmt.Errorf("strata target: the leader exited while its followers caught up\nlog (%s):\n%s", s.logPath, logTail(s.logPath, 3000))
+		default:
+		}
+		for _, f := range followers {
+			select {
+			case <-f.exited:
+				return fmt.Errorf("strata target: follower %d exited while catching up\nlog (%s):\n%s", f.id, f.logPath, logTail(f.logPath, 3000))
+			default:
+			}
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := admin.ReplicationStatus(rctx, s.broker)
+		rcancel()
+		if err == nil && st.InSync >= want {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%d of %d copies in sync, %d followers connected", st.InSync, want, len(st.Followers))
+		}
+		select {
+		case <-ctx.Done():
+			msg := fmt.Sprintf("strata target: the followers not in sync after %v: %s", timeout, last)
+			for _, f := range followers {
+				msg += fmt.Sprintf("\nfollower %d's log (%s):\n%s", f.id, f.logPath, logTail(f.logPath, 1500))
+			}
+			return errors.New(msg)
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Strata) stopMinio() {

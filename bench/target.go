@@ -65,8 +65,19 @@ type TargetNeeds struct {
 	// SegmentSize and SealAfter, when set, are what the cold tier's
 	// objects should be: the size at which, and the age after which, a
 	// log segment is sealed and offloaded (smoke runs make both small).
+	// Without a cold tier, SegmentSize is still the log's segment size
+	// (replication sets it, so that the leader and its followers run
+	// with the same one).
 	SegmentSize string
 	SealAfter   time.Duration
+	// Followers is how many replicas of its log the target should run
+	// beside its leader (the replication workload); Replication is how
+	// sends wait for them: "async" (acknowledged once the leader holds
+	// them) or "sync" (once every copy does). Both are zero for one copy.
+	// Targets without replication ignore them and do not implement
+	// Replicated, which the workload checks.
+	Followers   int
+	Replication string
 	// Topics are the topics the workload will create, with their queue
 	// counts. A target where creating many topics one by one is slow may
 	// provision them as it starts; the runner calls CreateTopics for them
@@ -96,4 +107,31 @@ type ColdTier interface {
 // topic, waits for its acknowledgement and exits 0.
 type ColdStarter interface {
 	ColdStartCommand(topic string) []string
+}
+
+// Replicated is implemented by targets that run followers when
+// TargetNeeds.Followers asks for them (Strata). The replication workload
+// measures only such targets.
+type Replicated interface {
+	// Copies is how many copies of each message the target keeps, its
+	// leader's included: TargetNeeds.Followers + 1.
+	Copies() int
+}
+
+// ProcLabeler is implemented by targets whose server processes play
+// different parts (a leader and its followers): ProcLabel names the part
+// of process pid, or returns "" when there is nothing to tell.
+type ProcLabeler interface {
+	ProcLabel(pid int) string
+}
+
+// procLabel is pid's name in reports: its command name, and its part in
+// t when t tells.
+func procLabel(t Target, pid int, name string) string {
+	if l, ok := t.(ProcLabeler); ok {
+		if part := l.ProcLabel(pid); part != "" {
+			return name + " " + part
+		}
+	}
+	return name
 }

@@ -33,6 +33,9 @@ workloads:
   topics-10k             the same total rate over 10,000 topics, and the maximum
   backlog-drain          producers at --rate while a group drains a cold-tier backlog
   coldstart              a client process's exec → first acknowledged send
+  replication            1-topic's topic on Strata with 1 copy, then with followers (async
+                         2 copies, sync 2 and 3): the maximum rate, and half 1 copy's maximum
+                         (Strata only: the peer is not measured)
 
 Writes report.json and SVG latency charts to --out and prints the tables.
 
