@@ -160,8 +160,9 @@ func (b *Broker) handleHeartbeat(c *remoting.Conn, req *remoting.Command) *remot
 		return errResponse(req, remoting.RespSystemError, "bad heartbeat body: %v", err)
 	}
 	for _, cd := range hb.ConsumerDataSet {
-		// A push consumer also pulls its retry topic; make sure it exists.
-		if cd.MessageModel != "BROADCASTING" && cd.GroupName != "" {
+		// A push consumer also pulls its retry topic; make sure it exists
+		// (a follower copies it from its leader instead).
+		if cd.MessageModel != "BROADCASTING" && cd.GroupName != "" && !b.follower() {
 			if _, created, err := b.topics.AutoCreate(RetryTopic(cd.GroupName), 1); err != nil {
 				b.log.Warn("create retry topic", "group", cd.GroupName, "err", err)
 			} else if created {
