@@ -245,6 +245,7 @@ type Broker struct {
 
 	repl       replication     // broker/ha: a leader's followers or a follower's copy
 	fo         failoverState   // with Config.Failover
+	vis        visibility      // dispatches waiting for the copies (sync replication)
 	members    membersPtr      // this broker name's members, from the name servers
 	leaderLink link            // a reader's connection to its leader
 	refresh    manifestRefresh // a reader's manifest reloads
@@ -283,7 +284,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	if sc.MaxMessageSize == 0 {
 		sc.MaxMessageSize = cfg.MaxMessageSize + 64<<10
 	}
-	sc.OnDispatch = b.holds.notify
+	sc.OnDispatch = b.onDispatch
 	confDir := filepath.Join(cfg.DataDir, "config")
 	if b.topics, err = OpenTopicManager(confDir, TopicDefaults{AutoCreate: cfg.AutoCreateTopics, Queues: cfg.DefaultTopicQueues}, b.log); err != nil {
 		return nil, err

@@ -95,10 +95,11 @@ func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.C
 	if h.sysFlag&remoting.PullFlagCommitOffset != 0 && b.leads() && h.group != "" {
 		b.offsets.Commit(h.group, h.topic, h.queueID, h.commitOffset)
 	}
+	released := b.vis.releases(h.topic, h.queueID)
 	resp, holdable := b.pullOnce(req, &h, filter)
 	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
 		wait := min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold)
-		b.holds.add(&hold{c: c, req: req, h: h, filter: filter}, wait)
+		b.holds.add(&hold{c: c, req: req, h: h, filter: filter, released: released}, wait)
 		return nil
 	}
 	return resp
@@ -126,6 +127,15 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 	if b.follower() {
 		if resp, ok := b.followerPull(req, h, r); ok {
 			return resp, false // suggestWhichBrokerId 0: the leader
+		}
+	}
+	if r.Status == store.Found {
+		if recs, firstHidden, trimmed := b.visibleRecords(r.Records); trimmed {
+			// Stored here, not yet on enough copies: not readable yet.
+			r.Records, r.NextOffset = recs, firstHidden
+			if len(recs) == 0 {
+				r.Status = store.OffsetOverflowOne
+			}
 		}
 	}
 	code := remoting.RespSuccess
@@ -183,12 +193,14 @@ func (b *Broker) pullResponse(req *remoting.Command, code int16, topic string, n
 
 // hold is a pull waiting for messages.
 type hold struct {
-	c      *remoting.Conn
-	req    *remoting.Command
-	h      pullHeader
-	filter TagFilter
-	timer  *time.Timer
-	done   atomic.Bool
+	// released is the visibility release count when the pull read.
+	released uint64
+	c        *remoting.Conn
+	req      *remoting.Command
+	h        pullHeader
+	filter   TagFilter
+	timer    *time.Timer
+	done     atomic.Bool
 }
 
 type queueKey struct {
@@ -227,7 +239,13 @@ func (s *holdService) add(hd *hold, wait time.Duration) {
 	hd.timer = time.AfterFunc(wait, func() { s.fire(hd) })
 	s.mu.Unlock()
 	// A message may have arrived between the read and the hold.
-	if s.b.store.MaxOffset(hd.h.topic, hd.h.queueID) > hd.h.offset {
+	if s.b.syncReplication() {
+		// Readable messages arrive with releases: one since the pull read
+		// may have been missed.
+		if s.b.vis.releases(hd.h.topic, hd.h.queueID) != hd.released {
+			s.fire(hd)
+		}
+	} else if s.b.store.MaxOffset(hd.h.topic, hd.h.queueID) > hd.h.offset {
 		s.fire(hd)
 	}
 }

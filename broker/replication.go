@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -137,6 +139,11 @@ func (b *Broker) startReplication(ctx context.Context) error {
 		if err := b.repl.leader.Serve(sctx, ln); err != nil {
 			b.log.Error("replication port", "err", err)
 		}
+	}()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.releaseLoop(sctx)
 	}()
 	b.log.Info("replication port open", "listen", ln.Addr().String(), "advertise", b.repl.addr,
 		"replication", b.cfg.Replication, "min_insync_replicas", b.cfg.MinInSyncReplicas)
@@ -370,4 +377,90 @@ func (b *Broker) handleAllConsumerOffsets(c *remoting.Conn, req *remoting.Comman
 		return errResponse(req, remoting.RespSystemError, "%v", err)
 	}
 	return okResponse(req, nil, body)
+}
+
+// Under sync replication consumers read only what enough copies hold (the
+// leader's Confirmed end, Kafka's high watermark): a message a consumer
+// got is never taken back by a failover. Held pulls are woken when their
+// messages become readable, not when the leader stores them.
+
+// visNotice is a dispatch whose pulls wait for the copies: queue reached
+// max once the log up to end is confirmed.
+type visNotice struct {
+	topic string
+	queue int32
+	max   int64
+	end   int64
+}
+
+// visibility holds the dispatch notices waiting for confirmation.
+type visibility struct {
+	mu      sync.Mutex
+	pending []visNotice
+	// released counts each queue's releases, so that a pull held after
+	// it read knows whether it missed one.
+	released map[queueKey]uint64
+}
+
+// releases returns how often topic/queue's messages were released.
+func (v *visibility) releases(topic string, queue int32) uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.released[queueKey{topic, queue}]
+}
+
+// onDispatch is the store's OnDispatch.
+func (b *Broker) onDispatch(topic string, queue int32, max int64) {
+	if !b.syncReplication() || b.store == nil {
+		b.holds.notify(topic, queue, max)
+		return
+	}
+	b.vis.mu.Lock()
+	b.vis.pending = append(b.vis.pending, visNotice{topic, queue, max, b.store.LogEnd()})
+	b.vis.mu.Unlock()
+}
+
+// releaseLoop wakes the held pulls whose messages became readable.
+func (b *Broker) releaseLoop(ctx context.Context) {
+	var confirmed int64
+	for {
+		c, err := b.repl.leader.WaitConfirmed(ctx, confirmed)
+		if err != nil {
+			return
+		}
+		confirmed = c
+		b.vis.mu.Lock()
+		n := 0
+		for n < len(b.vis.pending) && b.vis.pending[n].end <= c {
+			n++
+		}
+		ready := slices.Clone(b.vis.pending[:n])
+		b.vis.pending = append(b.vis.pending[:0], b.vis.pending[n:]...)
+		if b.vis.released == nil {
+			b.vis.released = map[queueKey]uint64{}
+		}
+		for _, v := range ready {
+			b.vis.released[queueKey{v.topic, v.queue}]++
+		}
+		b.vis.mu.Unlock()
+		for _, v := range ready {
+			b.holds.notify(v.topic, v.queue, v.max)
+		}
+	}
+}
+
+// visibleRecords drops the records a consumer may not read yet (past the
+// confirmed end) and returns the queue offset of the first one dropped.
+func (b *Broker) visibleRecords(recs [][]byte) ([][]byte, int64, bool) {
+	if !b.syncReplication() || len(recs) == 0 {
+		return recs, 0, false
+	}
+	limit := b.repl.leader.Confirmed()
+	for i, rec := range recs {
+		off := int64(binary.BigEndian.Uint64(rec[remoting.OffPhysicalOffset:]))
+		if off+int64(len(rec))+4 > limit { // + the record's CRC trailer
+			return recs[:i], int64(binary.BigEndian.Uint64(rec[remoting.OffQueueOffset:])), true
+		}
+	}
+	return recs, 0, false
 }

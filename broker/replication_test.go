@@ -130,6 +130,39 @@ func TestSyncFollower(t *testing.T) {
 	if leader.Store().LogEnd() != end {
 		t.Fatal("a refused send was stored")
 	}
+
+	// A message the leader holds alone (stored behind the broker's back,
+	// as an unconfirmed send would be) is not readable, and a held pull
+	// gets it once a copy confirms it.
+	m := []remoting.MessageExt{{Topic: "RT", QueueID: 0, Body: []byte(fmt.Sprintf("m-%04d", n)), BornTimestamp: 1}}
+	if err := leader.Store().Append(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if resp := pullAt(t, lc, n); resp.Code != remoting.RespPullNotFound || resp.Ext("nextBeginOffset") != strconv.Itoa(n) {
+		t.Fatalf("pull of a message on one copy of two: %d %v", resp.Code, resp.ExtFields)
+	}
+	held := make(chan *remoting.Command, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		resp, err := lc.Invoke(ctx, remoting.NewRequest(remoting.ReqPullMessage, map[string]string{
+			"consumerGroup": "g", "topic": "RT", "queueId": "0", "queueOffset": strconv.Itoa(n), "maxMsgNums": "32",
+			"sysFlag": "2", "commitOffset": "0", "suspendTimeoutMillis": "15000", "subscription": "*"}, nil))
+		if err != nil {
+			resp = remoting.NewResponse(remoting.NewRequest(0, nil, nil), remoting.RespSystemError, err.Error())
+		}
+		held <- resp
+	}()
+	waitUntil(t, "the pull to be held", func() bool { return leader.holds.heldCount() == 1 })
+	startReplica(t, ns, 2, nil) // a new follower copies the log and confirms it
+	select {
+	case resp := <-held:
+		if resp.Code != remoting.RespSuccess || checkBodies(t, resp.Body, n) != n+1 {
+			t.Fatalf("held pull: %d %q", resp.Code, resp.Remark)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the held pull was not answered when the message was confirmed")
+	}
 }
 
 // TestAsyncFollowerCatchesUp: a follower that starts late copies the whole

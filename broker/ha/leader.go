@@ -69,9 +69,13 @@ type Leader struct {
 	leading bool
 	epoch   int64
 	history History
-	changed chan struct{} // closed when an ack or a membership change arrives
-	conns   map[net.Conn]struct{}
-	closed  bool
+	// confirmed is the log end that MinInSync copies hold: what consumers
+	// may read under sync replication (Kafka's high watermark). It only
+	// moves forward.
+	confirmed int64
+	changed   chan struct{} // closed when an ack or a membership change arrives
+	conns     map[net.Conn]struct{}
+	closed    bool
 
 	wg sync.WaitGroup
 }
@@ -109,7 +113,7 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"), leading: !cfg.Standby,
+	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"), leading: !cfg.Standby, confirmed: cfg.Log.LogEnd(),
 		peers: map[int64]*peer{}, seen: map[int64]bool{}, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 }
 
@@ -123,6 +127,7 @@ func (l *Leader) Lead(epoch int64, history History) {
 		return
 	}
 	l.leading, l.epoch, l.history = true, epoch, slices.Clone(history)
+	l.confirmed = max(l.confirmed, l.cfg.Log.LogEnd())
 	l.dropPeersLocked()
 }
 
@@ -341,6 +346,7 @@ func (l *Leader) readAcks(p *peer) error {
 			i++
 		}
 		p.samples = append(p.samples[:0], p.samples[i:]...)
+		l.confirmLocked()
 		l.broadcastLocked()
 		l.mu.Unlock()
 	}
@@ -495,4 +501,51 @@ func (l *Leader) Holding(end int64, pick int) int64 {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids[pick%len(ids)]
+}
+
+// confirmLocked moves confirmed to the end MinInSync-1 followers hold.
+func (l *Leader) confirmLocked() {
+	need := l.need()
+	if need <= 0 {
+		return
+	}
+	acked := make([]int64, 0, len(l.peers))
+	for _, p := range l.peers {
+		acked = append(acked, p.acked)
+	}
+	if len(acked) < need {
+		return
+	}
+	slices.Sort(acked)
+	l.confirmed = max(l.confirmed, acked[len(acked)-need])
+}
+
+// Confirmed returns the log end that MinInSync copies hold (the whole
+// log without sync replication): consumers read up to it, so that a
+// failover never takes back a message someone consumed.
+func (l *Leader) Confirmed() int64 {
+	if l.need() <= 0 {
+		return l.cfg.Log.LogEnd()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.confirmed
+}
+
+// WaitConfirmed waits until Confirmed passes past and returns it, or
+// ctx's error.
+func (l *Leader) WaitConfirmed(ctx context.Context, past int64) (int64, error) {
+	for {
+		l.mu.Lock()
+		c, ch := l.confirmed, l.changed
+		l.mu.Unlock()
+		if c > past {
+			return c, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return c, ctx.Err()
+		}
+	}
 }
