@@ -176,8 +176,10 @@ func (b *Broker) topicForSend(req *remoting.Command, topic string, queues int) (
 			return tc, errResponse(req, remoting.RespSystemError, "create topic %s: %v", topic, err)
 		}
 		if created {
+			// Registered before the send is answered, so that a consumer
+			// started once it is acknowledged finds the topic's route.
 			b.log.Info("topic auto-created", "topic", topic, "queues", tc.WriteQueues)
-			b.kickRegister()
+			b.register()
 		}
 	}
 	if int32(tc.Perm)&remoting.PermWrite == 0 {
