@@ -124,3 +124,27 @@ func TestDivergedTailTruncated(t *testing.T) {
 		t.Fatalf("the old leader's epochs: %v", h)
 	}
 }
+
+// TestConfirmedAfterPromotion: a promoted replica's log is readable only
+// as far as a follower confirms it (its tail may be on it alone).
+func TestConfirmedAfterPromotion(t *testing.T) {
+	ctx := context.Background()
+	ls := openStore(t, t.TempDir())
+	defer ls.Close()
+	for i := 0; i < 20; i++ {
+		if err := ls.Append(ctx, []remoting.MessageExt{msg("t", 0, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := startLeader(t, ls, LeaderConfig{Standby: true, MinInSync: 2})
+	defer g.stop()
+	g.leader.Lead(1, History{{1, ls.LogEnd()}})
+	if c := g.leader.Confirmed(); c != 0 {
+		t.Fatalf("confirmed %d before any follower", c)
+	}
+	fs := openStore(t, t.TempDir())
+	defer fs.Close()
+	r := startFollower(t, fs, 1, "b", g.addr)
+	defer r.stop()
+	waitFor(t, "the follower's copy to be confirmed", func() bool { return g.leader.Confirmed() == ls.LogEnd() })
+}

@@ -113,7 +113,14 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"), leading: !cfg.Standby, confirmed: cfg.Log.LogEnd(),
+	// A classic leader serves the log it has; a replica that may be
+	// promoted learns what is confirmed from its followers' acks (a new
+	// leader's tail, copied from the old one, may be on it alone).
+	confirmed := cfg.Log.LogEnd()
+	if cfg.Standby {
+		confirmed = 0
+	}
+	return &Leader{cfg: cfg, log: cfg.Logger.With("component", "ha-leader"), leading: !cfg.Standby, confirmed: confirmed,
 		peers: map[int64]*peer{}, seen: map[int64]bool{}, conns: map[net.Conn]struct{}{}, changed: make(chan struct{})}
 }
 
@@ -127,7 +134,6 @@ func (l *Leader) Lead(epoch int64, history History) {
 		return
 	}
 	l.leading, l.epoch, l.history = true, epoch, slices.Clone(history)
-	l.confirmed = max(l.confirmed, l.cfg.Log.LogEnd())
 	l.dropPeersLocked()
 }
 
