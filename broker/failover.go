@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-mq/strata/broker/ha"
+	"github.com/strata-mq/strata/namesrv"
 	"github.com/strata-mq/strata/remoting"
 )
 
@@ -36,31 +37,6 @@ import (
 
 // heartbeatInterval is how often a replica reports to the controller.
 const heartbeatInterval = 500 * time.Millisecond
-
-// controllerHeartbeat is the body of ReqControllerHeartbeat (the
-// controller's JSON).
-type controllerHeartbeat struct {
-	Cluster   string  `json:"cluster"`
-	Group     string  `json:"group"`
-	ID        int64   `json:"id"`
-	Addr      string  `json:"addr"`
-	HAAddr    string  `json:"haAddr"`
-	LogEnd    int64   `json:"logEnd"`
-	LastEpoch int64   `json:"lastEpoch"`
-	Epoch     int64   `json:"epoch"`
-	Leading   bool    `json:"leading"`
-	MinInSync int     `json:"minInSync"`
-	InSync    []int64 `json:"inSync"`
-}
-
-// assignment is the controller's answer.
-type assignment struct {
-	Epoch       int64  `json:"epoch"`
-	Leader      int64  `json:"leader"`
-	LeaderAddr  string `json:"leaderAddr"`
-	LeaderHA    string `json:"leaderHA"`
-	LeaseMillis int64  `json:"leaseMillis"`
-}
 
 // Restart asks the broker's owner to shut the broker down and start it
 // again with the same configuration, the store truncated at TruncateTo when
@@ -172,7 +148,7 @@ func (b *Broker) heartbeatLoop() {
 // answer.
 func (b *Broker) heartbeat() {
 	end := b.store.LogEnd()
-	hb := controllerHeartbeat{Cluster: b.cfg.ClusterName, Group: b.cfg.BrokerName, ID: b.cfg.BrokerID, Addr: b.addr,
+	hb := namesrv.ControllerHeartbeat{Cluster: b.cfg.ClusterName, Group: b.cfg.BrokerName, ID: b.cfg.BrokerID, Addr: b.addr,
 		HAAddr: b.repl.addr, LogEnd: end, LastEpoch: b.fo.history.Load().At(end), Epoch: b.fo.epoch.Load(),
 		Leading: b.fo.leading.Load(), MinInSync: 1}
 	if b.cfg.Replication == ReplicationSync {
@@ -184,7 +160,7 @@ func (b *Broker) heartbeat() {
 	}
 	sent := time.Now()
 	type answer struct {
-		a   assignment
+		a   namesrv.ControllerAssignment
 		err error
 	}
 	answers := make(chan answer, len(b.cfg.NameServers))
@@ -201,7 +177,7 @@ func (b *Broker) heartbeat() {
 			if err == nil && resp.Code != remoting.RespSuccess {
 				err = fmt.Errorf("%s: code %d: %s", addr, resp.Code, resp.Remark)
 			}
-			var a assignment
+			var a namesrv.ControllerAssignment
 			if err == nil {
 				err = json.Unmarshal(resp.Body, &a)
 			}
@@ -222,7 +198,7 @@ func (b *Broker) heartbeat() {
 }
 
 // apply acts on the controller's assignment.
-func (b *Broker) apply(a assignment, sent time.Time) {
+func (b *Broker) apply(a namesrv.ControllerAssignment, sent time.Time) {
 	if a.Epoch < b.fo.epoch.Load() {
 		return // an answer from a controller that lags
 	}

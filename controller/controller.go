@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/strata-mq/strata/namesrv"
 	"log/slog"
 	"net"
 	"os"
@@ -61,36 +62,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Heartbeat is what a replica reports (every 500 ms) to every name server.
-type Heartbeat struct {
-	Cluster string `json:"cluster"`
-	Group   string `json:"group"`  // broker name
-	ID      int64  `json:"id"`     // replica identity (configured broker id)
-	Addr    string `json:"addr"`   // client address ip:port
-	HAAddr  string `json:"haAddr"` // replication address ip:port
-	LogEnd  int64  `json:"logEnd"` // durable log end
-	// LastEpoch is the epoch that wrote the replica's last bytes. Logs are
-	// compared by (LastEpoch, LogEnd), as Raft compares (term, index): a
-	// longer log of an older epoch (an old leader's tail nobody
-	// acknowledged) loses to a shorter one of a newer epoch.
-	LastEpoch int64   `json:"lastEpoch"`
-	Epoch     int64   `json:"epoch"`     // the newest epoch the replica knows
-	Leading   bool    `json:"leading"`   // it acts as the leader of Epoch
-	MinInSync int     `json:"minInSync"` // copies a send needs (the leader's --min-insync-replicas; 1 for async)
-	InSync    []int64 `json:"inSync"`    // a leader's in-sync replica ids (itself included), for status
-}
+// Heartbeat is what a replica reports (every 500 ms) to every name
+// server; the wire type is the name server's.
+type Heartbeat = namesrv.ControllerHeartbeat
 
 // Assignment is the controller's answer: the group's current epoch and
 // leader.
-type Assignment struct {
-	Epoch      int64  `json:"epoch"`
-	Leader     int64  `json:"leader"` // identity of the leader, -1 when none
-	LeaderAddr string `json:"leaderAddr"`
-	LeaderHA   string `json:"leaderHA"`
-	// Lease: when Leader == the caller, it may act as leader until
-	// LeaseTimeout after it SENT this heartbeat.
-	LeaseMillis int64 `json:"leaseMillis"`
-}
+type Assignment = namesrv.ControllerAssignment
 
 // GroupStatus is a group's state for status displays.
 type GroupStatus struct {

@@ -495,6 +495,38 @@ func brokerAttrs(b BrokerState, more ...any) []any {
 		"broker_id", b.BrokerID, "broker_addr", b.BrokerAddr}, more...)
 }
 
+// ControllerHeartbeat is the body of STRATA_CONTROLLER_HEARTBEAT: what a
+// replica reports (every 500 ms) to every name server's failover controller.
+type ControllerHeartbeat struct {
+	Cluster string `json:"cluster"`
+	Group   string `json:"group"`  // broker name
+	ID      int64  `json:"id"`     // replica identity (configured broker id)
+	Addr    string `json:"addr"`   // client address ip:port
+	HAAddr  string `json:"haAddr"` // replication address ip:port
+	LogEnd  int64  `json:"logEnd"` // durable log end
+	// LastEpoch is the epoch that wrote the replica's last bytes. Logs are
+	// compared by (LastEpoch, LogEnd), as Raft compares (term, index): a
+	// longer log of an older epoch (an old leader's tail nobody
+	// acknowledged) loses to a shorter one of a newer epoch.
+	LastEpoch int64   `json:"lastEpoch"`
+	Epoch     int64   `json:"epoch"`     // the newest epoch the replica knows
+	Leading   bool    `json:"leading"`   // it acts as the leader of Epoch
+	MinInSync int     `json:"minInSync"` // copies a send needs (the leader's --min-insync-replicas; 1 for async)
+	InSync    []int64 `json:"inSync"`    // a leader's in-sync replica ids (itself included), for status
+}
+
+// ControllerAssignment is the failover controller's answer: the group's current epoch and
+// leader.
+type ControllerAssignment struct {
+	Epoch      int64  `json:"epoch"`
+	Leader     int64  `json:"leader"` // identity of the leader, -1 when none
+	LeaderAddr string `json:"leaderAddr"`
+	LeaderHA   string `json:"leaderHA"`
+	// Lease: when Leader == the caller, it may act as leader until
+	// LeaseTimeout after it SENT this heartbeat.
+	LeaseMillis int64 `json:"leaseMillis"`
+}
+
 // controllerHeartbeat passes a replica's heartbeat to the failover
 // controller.
 func (s *Server) controllerHeartbeat(req *remoting.Command) *remoting.Command {
