@@ -95,7 +95,10 @@ func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.C
 	if h.sysFlag&remoting.PullFlagCommitOffset != 0 && b.leads() && h.group != "" {
 		b.offsets.Commit(h.group, h.topic, h.queueID, h.commitOffset)
 	}
-	released := b.vis.releases(h.topic, h.queueID)
+	var released uint64
+	if b.syncReplication() {
+		released = b.vis.releases(h.topic, h.queueID)
+	}
 	resp, holdable := b.pullOnce(req, &h, filter)
 	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
 		wait := min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold)

@@ -149,60 +149,49 @@ func startReplLoad(t *testing.T, g *replGroup, topic string) *replLoad {
 	s := g.members[0].strata
 	rp := s.newProducer(t, producer.WithRetry(2), producer.WithSendMsgTimeout(3*time.Second))
 	sp := newStrataProducer(t, s)
-	pause := func() {
-		select {
-		case <-l.stop:
-		case <-time.After(50 * time.Millisecond):
-		}
+	// Each client's send: the queue and offset acknowledged, or not ok.
+	type sendFunc func(ctx context.Context, body string) (queue int, offset int64, ok bool, err error)
+	clients := map[string]sendFunc{
+		"rmq": func(ctx context.Context, body string) (int, int64, bool, error) {
+			r, err := rp.SendSync(ctx, primitive.NewMessage(topic, []byte(body)))
+			if err != nil || r.Status != primitive.SendOK {
+				return 0, 0, false, err
+			}
+			return r.MessageQueue.QueueId, r.QueueOffset, true, nil
+		},
+		"strata": func(ctx context.Context, body string) (int, int64, bool, error) {
+			rs, err := sp.Send(ctx, client.Message{Topic: topic, Body: []byte(body)})
+			if err != nil || len(rs) != 1 || rs[0].Status != client.SendOK {
+				return 0, 0, false, err
+			}
+			return rs[0].QueueID, rs[0].QueueOffset, true, nil
+		},
 	}
 	for w := range 3 {
-		l.wg.Add(2)
-		go func() { // rocketmq-client-go
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
+		for name, send := range clients {
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-l.stop:
+						return
+					default:
+					}
+					body := fmt.Sprintf("%s-w%d-%d", name, w, i)
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					q, off, ok, err := send(ctx, body)
+					cancel()
+					l.record(replAck{body: body, queue: q, offset: off}, ok, err)
+					if !ok {
+						select { // the broker is going away: a moment before the next try
+						case <-l.stop:
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
 				}
-				body := fmt.Sprintf("rmq-w%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				r, err := rp.SendSync(ctx, primitive.NewMessage(topic, []byte(body)))
-				cancel()
-				ok := err == nil && r.Status == primitive.SendOK
-				a := replAck{body: body}
-				if ok {
-					a.queue, a.offset = r.MessageQueue.QueueId, r.QueueOffset
-				}
-				l.record(a, ok, err)
-				if !ok {
-					pause()
-				}
-			}
-		}()
-		go func() { // Strata's client
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				body := fmt.Sprintf("strata-w%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				rs, err := sp.Send(ctx, client.Message{Topic: topic, Body: []byte(body)})
-				cancel()
-				ok := err == nil && len(rs) == 1 && rs[0].Status == client.SendOK
-				a := replAck{body: body}
-				if ok {
-					a.queue, a.offset = rs[0].QueueID, rs[0].QueueOffset
-				}
-				l.record(a, ok, err)
-				if !ok {
-					pause()
-				}
-			}
-		}()
+			}()
+		}
 	}
 	t.Cleanup(l.halt)
 	return l

@@ -315,7 +315,9 @@ func (l *Leader) send(ctx context.Context, p *peer, off int64) error {
 		}
 		l.mu.Lock()
 		if len(p.samples) == maxSamples {
-			p.samples = append(p.samples[:0], p.samples[1:]...)
+			// A follower far behind: forget the older half (its catch-up
+			// time then counts from later, never earlier).
+			p.samples = append(p.samples[:0], p.samples[maxSamples/2:]...)
 		}
 		p.samples = append(p.samples, sample{end: end, at: time.Now()})
 		l.mu.Unlock()
