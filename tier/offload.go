@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -70,7 +71,14 @@ func (t *Tier) run() {
 				t.log.Warn("cold tier manifest not loaded; offload waits", "err", err, "retry_in", time.Until(loadRetry).Round(time.Millisecond))
 			}
 		}
-		if m, _ := t.Manifest(); m != nil {
+		held := false
+		if _, leading := t.Leading(); !leading {
+			// A standby replica uploads and records nothing; what the
+			// leader offloaded needs no upload here any more.
+			if m, _ := t.Manifest(); m != nil {
+				t.dropRecorded(m)
+			}
+		} else if m, _ := t.Manifest(); m != nil {
 			sinceSnapshot += t.commitReady(ctx, m)
 			if sinceSnapshot >= t.cfg.SnapshotEvery {
 				sctx, scancel := context.WithTimeout(ctx, 10*manifestTimeout)
@@ -82,7 +90,9 @@ func (t *Tier) run() {
 				scancel()
 				sinceSnapshot = 0
 			}
-			for _, u := range t.startable(now, t.cfg.UploadConcurrency-running) {
+			var ups []*upload
+			ups, held = t.startable(now, t.cfg.UploadConcurrency-running)
+			for _, u := range ups {
 				running++
 				t.wg.Add(1)
 				go func(u *upload) {
@@ -96,6 +106,10 @@ func (t *Tier) run() {
 			}
 		}
 		wait := t.nextWake(now, loadRetry)
+		if held {
+			// Segments wait for the followers (OffloadLimit): look again soon.
+			wait = min(wait, offloadLimitPoll)
+		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-t.quit:
@@ -158,18 +172,41 @@ func (t *Tier) finish(r uploadResult) {
 	r.u.done = &e
 }
 
+// dropRecorded forgets the pending segments that the manifest lists
+// (offloaded by the leader while this replica stood by).
+func (t *Tier) dropRecorded(m *Manifest) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for base, u := range t.pending {
+		if !u.running && !u.repair && m.HasBase(base) {
+			delete(t.pending, base)
+		}
+	}
+}
+
+// offloadLimitPoll is how often the offloader looks again at segments
+// held back by Config.OffloadLimit.
+const offloadLimitPoll = 200 * time.Millisecond
+
 // startable marks up to n pending uploads as running and returns them,
-// oldest first.
-func (t *Tier) startable(now time.Time, n int) []*upload {
+// oldest first. held reports segments waiting for Config.OffloadLimit.
+func (t *Tier) startable(now time.Time, n int) (out []*upload, held bool) {
 	if n <= 0 {
-		return nil
+		return nil, false
+	}
+	limit := int64(math.MaxInt64)
+	if t.cfg.OffloadLimit != nil {
+		limit = t.cfg.OffloadLimit()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []*upload
 	for _, base := range t.pendingBasesLocked() {
 		u := t.pending[base]
 		if u.running || u.done != nil || now.Before(u.retryAt) {
+			continue
+		}
+		if !u.repair && u.seg.Base+u.seg.Size > limit {
+			held = true
 			continue
 		}
 		u.running = true
@@ -178,7 +215,7 @@ func (t *Tier) startable(now time.Time, n int) []*upload {
 			break
 		}
 	}
-	return out
+	return out, held
 }
 
 func (t *Tier) pendingBasesLocked() []int64 {
@@ -237,11 +274,24 @@ func (t *Tier) commitReady(ctx context.Context, m *Manifest) int {
 		if next == nil || next.done == nil {
 			return n
 		}
+		epoch, leading := t.Leading()
+		if !leading {
+			return n
+		}
+		entry := *next.done
+		entry.Epoch = epoch
 		actx, acancel := context.WithTimeout(ctx, manifestTimeout)
-		e, err := m.Append(actx, *next.done)
+		e, err := m.Append(actx, entry)
 		acancel()
 		if err != nil {
 			t.setErr(err)
+			if errors.Is(err, ErrStaleEpoch) {
+				// A newer leader has written the manifest: this broker
+				// was deposed and must not record anything more.
+				t.Follow()
+				t.log.Error("a newer leader writes the cold tier's manifest; this broker stops offloading", "epoch", epoch, "err", err)
+				return n
+			}
 			if errors.Is(err, ErrManifestConflict) {
 				t.log.Error("another writer appended to this broker's manifest; reloading it", "err", err)
 				rctx, rcancel := context.WithTimeout(ctx, manifestTimeout)

@@ -51,6 +51,17 @@ type Config struct {
 	// segment's object and manifest entry are durable: the broker applies
 	// its hot retention then.
 	OnOffloaded func(SegmentEntry)
+	// Standby starts the Tier without offloading: it loads the manifest
+	// and serves reads, and sealed segments wait until Lead (a replica of
+	// a broker group that is not, or not yet, its leader). Without it the
+	// Tier offloads as the writer of epoch 0.
+	Standby bool
+	// OffloadLimit, if set, returns the log offset up to which segments may
+	// be offloaded: a segment is uploaded only once its end is at or below
+	// it. A replicated leader passes the end that no failover can take back
+	// (its followers hold it), so the manifest never lists bytes a new
+	// leader lacks.
+	OffloadLimit func() int64
 	// Logger receives the tier's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, receives the tier's Prometheus metrics.
@@ -84,6 +95,9 @@ type Tier struct {
 	lastErr  error
 	lastErrT time.Time
 	kick     chan struct{}
+	// leading: this Tier offloads, its manifest entries carrying epoch.
+	leading bool
+	epoch   int64
 
 	// ctx bounds the offloader's object-store calls; Close cancels it.
 	ctx    context.Context
@@ -137,7 +151,7 @@ func New(ctx context.Context, cfg Config) (*Tier, error) {
 	if err := os.MkdirAll(cfg.StagingDir, 0o755); err != nil {
 		return nil, fmt.Errorf("tier: staging directory: %w", err)
 	}
-	t := &Tier{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("component", "tier"),
+	t := &Tier{cfg: cfg, store: cfg.Store, log: cfg.Logger.With("component", "tier"), leading: !cfg.Standby,
 		cache: cfg.Cache, pending: make(map[int64]*upload), kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	t.cleanStaging()
 	if t.cache == nil {
@@ -249,6 +263,38 @@ func (t *Tier) Offload(seg SegmentFile) {
 	}
 	t.mu.Unlock()
 	t.wake()
+}
+
+// Lead makes the Tier offload as the leader of epoch: its manifest entries
+// carry epoch, and the manifest refuses them once a newer leader has
+// appended (ErrStaleEpoch), at which point the Tier stops offloading
+// (Follow). Sealed segments queued while standing by go first, so a new
+// leader continues where the old one stopped.
+func (t *Tier) Lead(epoch int64) {
+	t.mu.Lock()
+	t.leading, t.epoch = true, epoch
+	t.mu.Unlock()
+	t.log.Info("offloading as the group's leader", "epoch", epoch)
+	t.wake()
+}
+
+// Follow stops offloading (uploads in progress finish but are not
+// recorded); sealed segments stay queued for a later Lead.
+func (t *Tier) Follow() {
+	t.mu.Lock()
+	was := t.leading
+	t.leading = false
+	t.mu.Unlock()
+	if was {
+		t.log.Info("offload stopped: not the group's leader")
+	}
+}
+
+// Leading reports whether the Tier offloads, and as which epoch.
+func (t *Tier) Leading() (epoch int64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.epoch, t.leading
 }
 
 func (t *Tier) wake() {
