@@ -16,18 +16,29 @@
 //
 // All integers are big-endian. The follower opens with a hello:
 //
-//	magic "STRP" | version u8 (1) | 0 u8 | name length u16 |
-//	broker id i64 | segment size i64 | log end i64 | broker name
+//	magic "STRP" | version u8 (1) | flags u8 | name length u16 |
+//	broker id i64 | segment size i64 | log end i64 |
+//	epoch of the log's last bytes i64 | broker name
 //
+// Flag 1 says the follower's log holds no bytes (it was rebuilt from the
+// cold tier and starts where it ends), so nothing in it can have diverged.
 // The leader answers:
 //
 //	magic "STRP" | status u8 | 0 u8 | message length u16 |
-//	start offset i64 | leader log end i64 | message
+//	start offset i64 | leader log end i64 | leader epoch i64 |
+//	epoch count u32 | message | epoch count × (epoch i64 | start i64)
 //
-// Status 0 accepts and streaming starts at the start offset; any other
-// status refuses the follower with the message (another broker name, a
-// segment size that differs, a log that ends past the leader's or before
-// the leader's first offset) and the leader closes the connection.
+// Status 0 accepts and streaming starts at the start offset; the follower
+// keeps the leader's epochs before it appends anything. Status 6 tells the
+// follower that its log diverged from the leader's at the start offset
+// (Kafka's rule: where the follower's last epoch ended on the leader): it
+// truncates there and says hello again. Any other status refuses the
+// follower with the message (another broker name, a segment size that
+// differs, a log that ends past the leader's or before the leader's first
+// offset, a leader that does not lead or leads an older epoch) and the
+// leader closes the connection. A follower refused because its log ends
+// before the leader's first offset rebuilds from the cold tier, which
+// holds what the leader deleted, when it has one.
 //
 // Then the leader sends frames, each
 //

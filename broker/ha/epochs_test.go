@@ -2,10 +2,12 @@ package ha
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/strata-mq/strata/broker/store"
 	"github.com/strata-mq/strata/remoting"
@@ -147,4 +149,70 @@ func TestConfirmedAfterPromotion(t *testing.T) {
 	r := startFollower(t, fs, 1, "b", g.addr)
 	defer r.stop()
 	waitFor(t, "the follower's copy to be confirmed", func() bool { return g.leader.Confirmed() == ls.LogEnd() })
+}
+
+// TestEmptyFollowerJoins: a follower whose log holds no bytes (rebuilt
+// from the cold tier, so it starts where it ends) has nothing that can
+// have diverged: the leader streams from its end instead of telling it to
+// truncate where an epoch it never saw ended. A follower that lacks what
+// the leader has deleted is refused, and Behind decides what it does.
+func TestEmptyFollowerJoins(t *testing.T) {
+	ctx := context.Background()
+	ls := openStore(t, t.TempDir())
+	defer ls.Close()
+	for i := range 600 {
+		if err := ls.Append(ctx, []remoting.MessageExt{msg("t", 0, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ls.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	mid := ls.LogEnd() // a segment base
+	g := startLeader(t, ls, LeaderConfig{Standby: true})
+	defer g.stop()
+	g.leader.Lead(3, History{{1, 0}, {3, 1000}})
+	try := func(h hello) answer {
+		t.Helper()
+		c, err := net.Dial("tcp", g.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write(h.encode())
+		a, err := readAnswer(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	h := hello{name: "b", id: 1, segmentSize: ls.SegmentSize(), end: mid}
+	if a := try(h); a.status != statusTruncate || a.start != 0 {
+		t.Fatalf("a log of epoch 0 ending at %d: %+v, want truncation at 0 (where epoch 1 began)", mid, a)
+	}
+	h.empty = true
+	if a := try(h); a.status != statusOK || a.start != mid {
+		t.Fatalf("an empty log at %d: %+v, want streaming from there", mid, a)
+	}
+
+	// The leader deletes its first segments: an empty follower at 0 lacks them.
+	waitFor(t, "the leader's first segments deleted", func() bool {
+		ls.DeleteSegments(func(info store.SegmentInfo) bool { return info.Base+info.Size <= mid })
+		return ls.LogStart() > 0
+	})
+	fs := openStore(t, t.TempDir())
+	defer fs.Close()
+	var asked atomic.Int64
+	f := NewFollower(FollowerConfig{BrokerName: "b", BrokerID: 1, Log: fs, Leader: func() string { return g.addr },
+		Behind: func() bool { return asked.Add(1) == 2 }, Logger: g.leader.log})
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after Behind asked for a rebuild")
+	}
+	if asked.Load() != 2 || fs.LogEnd() != 0 {
+		t.Fatalf("Behind asked %d times (want 2: the first answer was false), log end %d", asked.Load(), fs.LogEnd())
+	}
 }

@@ -18,6 +18,7 @@ import (
 // FollowerLog is a follower's commit log as replication writes it
 // (store.Store).
 type FollowerLog interface {
+	LogStart() int64
 	LogEnd() int64
 	SegmentSize() int64
 	AppendRaw(ctx context.Context, off int64, data []byte) (store.Pending, int64, error)
@@ -50,12 +51,21 @@ type FollowerConfig struct {
 	// diverged from its own at off; Run returns after it. The broker
 	// reopens its store truncated there and starts a new Follower.
 	Truncate func(off int64)
+	// Behind, if set, is called when the leader refuses the follower
+	// because its log ends before the leader's first offset (the leader
+	// deleted what the follower lacks). If it returns true, Run returns:
+	// the broker rebuilds its log from the cold tier, which holds that
+	// range, and starts a new Follower. Otherwise Run keeps retrying.
+	Behind func() bool
 	// Logger receives the follower's logs. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // errTruncate ends Run: the log must be truncated first.
 var errTruncate = errors.New("ha: the log diverged from the leader's; truncating")
+
+// errRebuild ends Run: the log is rebuilt from the cold tier first.
+var errRebuild = errors.New("ha: the leader no longer holds what the log lacks; rebuilding from the cold tier")
 
 // Follower copies its leader's log.
 type Follower struct {
@@ -107,7 +117,7 @@ func (f *Follower) Run(ctx context.Context) {
 				backoff = 100 * time.Millisecond // it was a working session
 			}
 		}
-		if ctx.Err() != nil || errors.Is(err, errTruncate) {
+		if ctx.Err() != nil || errors.Is(err, errTruncate) || errors.Is(err, errRebuild) {
 			return
 		}
 		f.mu.Lock()
@@ -147,7 +157,8 @@ func (f *Follower) session(ctx context.Context, addr string) error {
 		epoch = f.cfg.History().At(end)
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write(hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end, epoch: epoch}.encode()); err != nil {
+	h := hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end, epoch: epoch, empty: lg.LogStart() >= end}
+	if _, err := c.Write(h.encode()); err != nil {
 		return fmt.Errorf("ha: send hello: %w", err)
 	}
 	a, err := readAnswer(c)
@@ -165,6 +176,9 @@ func (f *Follower) session(ctx context.Context, addr string) error {
 			"truncate_to", a.start, "leader_epoch", a.epoch)
 		f.cfg.Truncate(a.start)
 		return errTruncate
+	case a.status == statusBehind && f.cfg.Behind != nil && f.cfg.Behind():
+		f.log.Warn("the leader no longer holds what this log lacks; rebuilding from the cold tier", "leader", addr, "log_end", end, "why", a.msg)
+		return errRebuild
 	case a.status != statusOK:
 		return fmt.Errorf("ha: the leader refused this follower: %s", a.msg)
 	}

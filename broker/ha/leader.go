@@ -275,7 +275,7 @@ func (l *Leader) admit(h hello) answer {
 		a.status, a.msg = statusSegmentSize, fmt.Sprintf("segment size %d differs from the leader's %d (--segment-size must match)", h.segmentSize, lg.SegmentSize())
 	case h.epoch > epoch:
 		a.status, a.msg = statusStale, fmt.Sprintf("the follower's log has epoch %d, newer than this leader's %d", h.epoch, epoch)
-	case len(history) > 0 && h.end > history.EndOf(h.epoch, end):
+	case len(history) > 0 && !h.empty && h.end > history.EndOf(h.epoch, end):
 		// Kafka's divergence rule: the follower's last epoch ended, here,
 		// at EndOf; bytes past it were never the leader's.
 		a.status, a.start = statusTruncate, history.EndOf(h.epoch, end)
@@ -538,6 +538,26 @@ func (l *Leader) Confirmed() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.confirmed
+}
+
+// Settled returns the log end that no failover can take back, so that the
+// cold tier offloads only below it: under sync replication what MinInSync
+// copies hold (Confirmed); otherwise what every in-sync follower holds
+// (Kafka's high watermark), the whole log while none is in sync.
+func (l *Leader) Settled() int64 {
+	if l.need() > 0 {
+		return l.Confirmed()
+	}
+	end := l.cfg.Log.LogEnd()
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.peers {
+		if l.inSyncLocked(p, now) {
+			end = min(end, p.acked)
+		}
+	}
+	return end
 }
 
 // WaitConfirmed waits until Confirmed passes past and returns it, or

@@ -42,12 +42,22 @@ type hello struct {
 	segmentSize int64
 	end         int64
 	epoch       int64 // the epoch that wrote the follower's last bytes
+	// empty: the follower's log holds no bytes (it starts where it ends,
+	// e.g. rebuilt from the cold tier), so it has nothing that can have
+	// diverged from the leader's.
+	empty bool
 }
+
+// helloEmpty is the hello flag (byte 5) of a follower whose log is empty.
+const helloEmpty = 1
 
 func (h hello) encode() []byte {
 	b := make([]byte, helloLen+len(h.name))
 	copy(b, magic)
 	b[4] = version
+	if h.empty {
+		b[5] = helloEmpty
+	}
 	binary.BigEndian.PutUint16(b[6:], uint16(len(h.name)))
 	binary.BigEndian.PutUint64(b[8:], uint64(h.id))
 	binary.BigEndian.PutUint64(b[16:], uint64(h.segmentSize))
@@ -90,8 +100,11 @@ func parseHello(b []byte) (hello, int, error) {
 		segmentSize: int64(binary.BigEndian.Uint64(b[16:])),
 		end:         int64(binary.BigEndian.Uint64(b[24:])),
 		epoch:       int64(binary.BigEndian.Uint64(b[32:])),
+		empty:       b[5]&helloEmpty != 0,
 	}
 	switch {
+	case b[5]&^helloEmpty != 0:
+		return h, 0, fmt.Errorf("%w: unknown hello flags %#x", ErrProtocol, b[5])
 	case n == 0 || n > maxName:
 		return h, 0, fmt.Errorf("%w: broker name of %d bytes", ErrProtocol, n)
 	case h.id < 0: // under failover, replica 0 may follow
