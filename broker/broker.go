@@ -68,8 +68,9 @@ type Config struct {
 	// leader among its replicas (see Run): Role and the leader's broker id
 	// 0 are then only where things start.
 	Failover bool
-	// ReaderRefresh is how often a tier reader reloads the manifest to
-	// see newly offloaded segments. Default 2s.
+	// ReaderRefresh is how often a tier reader, or a follower with a cold
+	// tier, reloads the manifest to see newly offloaded segments.
+	// Default 2s.
 	ReaderRefresh time.Duration
 	// NameServers are the name servers to register with ("ip:port").
 	NameServers []string
@@ -136,9 +137,6 @@ func (c *Config) setDefaults() error {
 		if c.BrokerID < 1 {
 			return fmt.Errorf("broker: a follower needs a broker id of 1 or more, not %d", c.BrokerID)
 		}
-		if c.Tier.Store != nil {
-			return errors.New("broker: followers do not use a cold tier yet; only the leader offloads")
-		}
 	case RoleReader:
 		if err := prepareReader(c); err != nil {
 			return err
@@ -165,12 +163,13 @@ func (c *Config) setDefaults() error {
 			return errors.New("broker: a tier reader takes no part in failover")
 		case len(c.NameServers) == 0:
 			return errors.New("broker: failover needs name servers (their controller elects leaders)")
-		case c.Tier.Store != nil:
-			return errors.New("broker: failover with a cold tier is not supported yet")
 		}
 	}
 	if c.MinInSyncReplicas > 1 && c.Replication != ReplicationSync {
 		return fmt.Errorf("broker: --min-insync-replicas %d needs --replication sync", c.MinInSyncReplicas)
+	}
+	if c.ReaderRefresh <= 0 {
+		c.ReaderRefresh = defaultReaderRefresh
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "DefaultCluster"

@@ -79,6 +79,15 @@ func (b *Broker) setupTier(ctx context.Context, sc *store.Config) error {
 	if !b.reader() {
 		cfg.LocalSegment = b.localSegment
 		cfg.OnOffloaded = func(tier.SegmentEntry) { b.kickRetention() }
+		// Only the group's leader offloads: a follower keeps the manifest
+		// in view (its retention and cold reads need it) and, under
+		// failover, offloads once promoted (Tier.Lead), as the writer of
+		// its epoch; then only what its followers hold, so the manifest
+		// never lists bytes a later leader lacks.
+		cfg.Standby = b.cfg.Failover || b.cfg.Role == RoleFollower
+		if b.cfg.Failover {
+			cfg.OffloadLimit = func() int64 { return b.repl.leader.Settled() }
+		}
 	}
 	// A rebuild from the cold tier is finished only once every queue the
 	// manifest knows has its start on local disk (startTier); until then a
@@ -245,6 +254,7 @@ func (b *Broker) retentionLoop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var bounds tierBoundsWatch // early registration when tier bounds change (tierbounds.go)
+	var refreshed time.Time
 	for {
 		select {
 		case <-b.quit:
@@ -253,6 +263,11 @@ func (b *Broker) retentionLoop() {
 		case <-b.retKick:
 		}
 		bounds.check(b, time.Now())
+		if _, leading := b.tier.Leading(); !leading && time.Since(refreshed) >= b.cfg.ReaderRefresh {
+			// A follower: what the leader offloaded may go from here too.
+			refreshed = time.Now()
+			b.refreshManifest(context.Background())
+		}
 		if b.hotRetention != (HotRetention{}) {
 			continue
 		}
@@ -263,6 +278,42 @@ func (b *Broker) retentionLoop() {
 			b.log.Debug("deleted offloaded segments from the hot tier", "count", n)
 		}
 	}
+}
+
+// behindLeader is a follower's answer to a leader that no longer holds
+// what the follower's log lacks: if the cold tier holds every byte of
+// the local log, and more, the broker restarts with the log rebuilt from
+// the cold tier (it continues where the manifest ends; what precedes is
+// read from the cold tier) and reports true. Otherwise the follower keeps
+// asking (false): nothing is deleted that exists nowhere else.
+func (b *Broker) behindLeader() bool {
+	if b.tier == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !b.refreshManifest(ctx) {
+		return false
+	}
+	m, err := b.tier.Manifest()
+	if err != nil {
+		return false
+	}
+	start, end := b.store.LogStart(), b.store.LogEnd()
+	if m.EndOffset() <= end {
+		b.log.Error("the leader no longer holds what this follower lacks, and neither does the cold tier",
+			"log_end", end, "cold_tier_end", m.EndOffset())
+		return false
+	}
+	if start < end {
+		if _, ok := m.ByLogOffset(start); !ok {
+			b.log.Error("this follower's log holds history the cold tier lacks; it is kept (remove the data directory to start over)",
+				"log_start", start, "log_end", end)
+			return false
+		}
+	}
+	b.requestRestart(Restart{Reason: fmt.Sprintf("the leader no longer holds the log after %d; the cold tier holds it up to %d", end, m.EndOffset()), Rebuild: true})
+	return true
 }
 
 func (b *Broker) kickRetention() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -40,11 +41,16 @@ const heartbeatInterval = 500 * time.Millisecond
 
 // Restart asks the broker's owner to shut the broker down and start it
 // again with the same configuration, the store truncated at TruncateTo when
-// Truncate is set (Run does it).
+// Truncate is set, or rebuilt from the cold tier when Rebuild is (Run does
+// it).
 type Restart struct {
 	Reason     string
 	Truncate   bool
 	TruncateTo int64
+	// Rebuild: the local log is removed and the new broker starts it
+	// where the cold tier's manifest ends (a follower whose leader no
+	// longer holds what it lacks; the cold tier holds all of its log).
+	Rebuild bool
 }
 
 // failoverState is a replica's view of its group under a controller.
@@ -71,7 +77,7 @@ func (b *Broker) Restarts() <-chan Restart { return b.fo.restart }
 func (b *Broker) requestRestart(r Restart) {
 	select {
 	case b.fo.restart <- r:
-		b.log.Warn("restart requested", "reason", r.Reason, "truncate", r.Truncate, "truncate_to", r.TruncateTo)
+		b.log.Warn("restart requested", "reason", r.Reason, "truncate", r.Truncate, "truncate_to", r.TruncateTo, "rebuild", r.Rebuild)
 	default:
 	}
 }
@@ -236,6 +242,9 @@ func (b *Broker) promote(epoch int64) error {
 	b.fo.history.Store(&h)
 	b.repl.leader.Lead(epoch, h)
 	b.fo.leading.Store(true)
+	if b.tier != nil {
+		b.tier.Lead(epoch) // continues where the old leader stopped
+	}
 	b.log.Warn("leading the group", "epoch", epoch, "log_end", end)
 	b.fo.startOnce.Do(b.startWriters)
 	b.kickRegister()
@@ -271,6 +280,7 @@ func (b *Broker) follow(haAddr string) {
 		Truncate: func(off int64) {
 			b.requestRestart(Restart{Reason: "the log diverged from the leader's", Truncate: true, TruncateTo: off})
 		},
+		Behind: b.behindLeader,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -330,6 +340,15 @@ func Run(ctx context.Context, cfg Config, started func(*Broker), first *Broker) 
 		}
 		cfg.Logger.Warn("broker restarting", "reason", r.Reason)
 		cfg.Store.Truncate, cfg.Store.TruncateTo = r.Truncate, r.TruncateTo
+		if r.Rebuild {
+			// behindLeader checked that the cold tier holds every byte
+			// of this log.
+			dir := filepath.Join(cfg.DataDir, "store")
+			if err := os.RemoveAll(dir); err != nil {
+				return fmt.Errorf("broker: remove the log to rebuild it from the cold tier: %w", err)
+			}
+			cfg.Logger.Warn("local log removed; rebuilding from the cold tier", "dir", dir)
+		}
 		cfg.Metrics = prometheus.NewRegistry()
 		if b, err = New(ctx, cfg); err != nil {
 			return err

@@ -123,8 +123,14 @@ func (b *Broker) pullOnce(req *remoting.Command, h *pullHeader, filter TagFilter
 	}
 	if b.tier != nil {
 		switch r.Status {
-		case store.OffsetTooSmall, store.NoMatchedQueue, store.NoMessageInQueue, store.MessageRemoved:
+		case store.OffsetTooSmall, store.MessageRemoved:
 			return b.coldPull(req, h, match, r)
+		case store.NoMatchedQueue, store.NoMessageInQueue:
+			// On a follower the queue may just not be copied yet: only
+			// what the cold tier holds is answered here.
+			if _, next, ok := b.tier.Bounds(h.topic, h.queueID); !b.follower() || ok && h.offset < next {
+				return b.coldPull(req, h, match, r)
+			}
 		}
 	}
 	if b.follower() {

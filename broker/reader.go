@@ -57,9 +57,6 @@ func prepareReader(cfg *Config) error {
 		return fmt.Errorf("broker: empty the reader's scratch directory: %w", err)
 	}
 	cfg.DataDir = dir
-	if cfg.ReaderRefresh <= 0 {
-		cfg.ReaderRefresh = defaultReaderRefresh
-	}
 	return nil
 }
 

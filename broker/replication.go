@@ -164,6 +164,7 @@ func (b *Broker) startFollower() {
 			}
 			return ""
 		},
+		Behind: b.behindLeader,
 	})
 	b.repl.follower.Store(f)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -283,15 +283,14 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 			shutdownAll(ns, nil, log)
 			return err
 		}
-		if bc.Failover {
-			// Restarts (a deposed leader, a truncated follower) happen in
-			// broker.Run; the first incarnation is b.
-			first := b
-			go func() {
-				brokerDone <- broker.Run(ctx, bc, func(nb *broker.Broker) { brokerReg.set(nb.MetricsRegistry()) }, first)
-			}()
-			b = nil // Run owns it
-		}
+		// Restarts (a deposed leader, a follower whose log is truncated
+		// or rebuilt from the cold tier) happen in broker.Run; the first
+		// incarnation is b.
+		first := b
+		go func() {
+			brokerDone <- broker.Run(ctx, bc, func(nb *broker.Broker) { brokerReg.set(nb.MetricsRegistry()) }, first)
+		}()
+		b = nil // Run owns it
 	}
 	hs, err := startHTTP(c.HTTPListen, prometheus.Gatherers{reg, &brokerReg}, log)
 	if err != nil {
