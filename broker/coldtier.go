@@ -281,39 +281,52 @@ func (b *Broker) retentionLoop() {
 }
 
 // behindLeader is a follower's answer to a leader that no longer holds
-// what the follower's log lacks: if the cold tier holds every byte of
-// the local log, and more, the broker restarts with the log rebuilt from
-// the cold tier (it continues where the manifest ends; what precedes is
-// read from the cold tier) and reports true. Otherwise the follower keeps
+// what the follower's log lacks: if the cold tier holds every byte of the
+// local log, and more, the broker restarts with the log rebuilt from the
+// cold tier (it continues where the manifest ends; what precedes is read
+// from the cold tier) and reports true. Otherwise the follower keeps
 // asking (false): nothing is deleted that exists nowhere else.
 func (b *Broker) behindLeader() bool {
-	if b.tier == nil {
-		return false
+	end, ok := b.coldTierAhead()
+	if ok {
+		b.requestRestart(Restart{Reason: fmt.Sprintf("the leader no longer holds the log after %d; the cold tier does", b.store.LogEnd()), Rebuild: true})
+		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if end >= 0 {
+		b.log.Error("the leader no longer holds what this follower lacks, and neither does the cold tier",
+			"log_end", b.store.LogEnd(), "cold_tier_end", end)
+	}
+	return false
+}
+
+// coldTierAhead reloads the manifest and reports whether it ends past the
+// local log and holds all of the local log, so that the log can be rebuilt
+// from it. end is the manifest's end, -1 when it could not be loaded.
+func (b *Broker) coldTierAhead() (end int64, ahead bool) {
+	if b.tier == nil {
+		return -1, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if !b.refreshManifest(ctx) {
-		return false
+		return -1, false
 	}
 	m, err := b.tier.Manifest()
 	if err != nil {
-		return false
+		return -1, false
 	}
-	start, end := b.store.LogStart(), b.store.LogEnd()
-	if m.EndOffset() <= end {
-		b.log.Error("the leader no longer holds what this follower lacks, and neither does the cold tier",
-			"log_end", end, "cold_tier_end", m.EndOffset())
-		return false
+	start, logEnd := b.store.LogStart(), b.store.LogEnd()
+	if m.EndOffset() <= logEnd {
+		return m.EndOffset(), false
 	}
-	if start < end {
+	if start < logEnd {
 		if _, ok := m.ByLogOffset(start); !ok {
-			b.log.Error("this follower's log holds history the cold tier lacks; it is kept (remove the data directory to start over)",
-				"log_start", start, "log_end", end)
-			return false
+			b.log.Error("the cold tier holds log this replica lacks, but this replica holds history the cold tier lacks; "+
+				"it is kept (remove the data directory to start over)", "log_start", start, "log_end", logEnd, "cold_tier_end", m.EndOffset())
+			return -1, false
 		}
 	}
-	b.requestRestart(Restart{Reason: fmt.Sprintf("the leader no longer holds the log after %d; the cold tier holds it up to %d", end, m.EndOffset()), Rebuild: true})
-	return true
+	return m.EndOffset(), true
 }
 
 func (b *Broker) kickRetention() {

@@ -213,6 +213,14 @@ func (b *Broker) apply(a namesrv.ControllerAssignment, sent time.Time) {
 	switch {
 	case a.Leader == b.cfg.BrokerID:
 		if !b.fo.leading.Load() {
+			if _, ahead := b.coldTierAhead(); ahead {
+				// The cold tier is the log's settled prefix. A replica
+				// elected without all of it (async replication, no
+				// in-sync follower left) continues after it rather than
+				// writing other bytes at offsets it already lists.
+				b.requestRestart(Restart{Reason: fmt.Sprintf("elected for epoch %d with a log that ends before the cold tier's", a.Epoch), Rebuild: true})
+				return
+			}
 			if err := b.promote(a.Epoch); err != nil {
 				b.log.Error("cannot take the leadership", "epoch", a.Epoch, "err", err)
 				b.requestRestart(Restart{Reason: "promotion failed: " + err.Error()})
