@@ -67,7 +67,7 @@ variable "min_insync_replicas" {
 }
 
 variable "failover" {
-  description = "The name servers' controller elects a new leader when one fails (needs followers). Until Strata supports failover with a cold tier, brokers then keep their whole log on their instance stores and do not offload to S3."
+  description = "The name servers' controller elects a new leader when one fails (needs followers). Every member keeps the S3 cold tier (only the current leader offloads); tier readers are not supported with failover yet (readers_per_broker = 0)."
   type        = bool
   default     = false
 }

@@ -26,10 +26,12 @@ locals {
   min_insync   = var.min_insync_replicas != null ? var.min_insync_replicas : (var.replication == "sync" ? 2 : 1)
 
   # failover = true: the groups with followers fail over, elected by the
-  # name servers' controller. Strata does not support failover with a cold
-  # tier yet: those groups do not offload to MinIO.
+  # name servers' controller. Every broker (leader or follower, with or
+  # without failover), reader and standalone node uses MinIO: only a
+  # group's current leader offloads; its followers delete what it offloaded,
+  # serve that history from MinIO and rebuild from it when they fall behind.
   failover_groups  = var.failover ? toset(values(local.follower_group)) : toset([])
-  uses_tier        = { for ip, r in local.roles : ip => r == "reader" || (contains(["broker", "standalone"], r) && !contains(local.failover_groups, local.broker_name[ip])) }
+  uses_tier        = { for ip, r in local.roles : ip => r != "namesrv" }
   controller_peers = var.failover ? [for ip in local.namesrvs : "${ip}:${var.controller_port}"] : []
 
   namesrv_addresses = [for ip in local.namesrvs : "${ip}:${var.namesrv_port}"]

@@ -9,7 +9,7 @@ output "namesrv_addresses" {
 }
 
 output "tier_url" {
-  description = "The cold tier of the leaders, readers and standalone node; not of followers, nor of groups with failover (Strata does not support failover with a cold tier yet)."
+  description = "The cold tier of every broker (leaders and followers, with or without failover), reader and standalone node."
   value       = local.tier_url
 }
 
@@ -38,7 +38,7 @@ output "hosts" {
   }
   precondition {
     condition     = length(local.readers) == 0 || !contains(local.failover_groups, local.reader_broker)
-    error_message = "Tier readers serve ${local.reader_broker}'s offloaded history, but with failover that group does not offload (Strata does not support failover with a cold tier yet)."
+    error_message = "Tier readers serve ${local.reader_broker}'s offloaded history, but that group fails over, and tier readers are not supported in failover groups yet (their routing under a changing leader is not tested; the group does offload to MinIO): point reader_broker_name at a group without followers, or drop the readers."
   }
 }
 

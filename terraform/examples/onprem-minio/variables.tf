@@ -62,7 +62,7 @@ variable "minio_secure" {
 }
 
 variable "credentials_env_file" {
-  description = "On each host that uses MinIO (leaders of groups without failover, readers, standalone), the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
+  description = "On each host that uses MinIO (every broker, follower, reader and standalone node: all but the name servers), the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
   type        = string
   default     = "/etc/strata/credentials.env"
 }
@@ -122,7 +122,7 @@ variable "min_insync_replicas" {
 }
 
 variable "failover" {
-  description = "Let the name servers' failover controller elect the leader of every group that has followers. Those groups then have no cold tier (Strata does not support failover with one yet): they keep their whole log on their disks; groups without followers keep offloading to MinIO."
+  description = "Let the name servers' failover controller elect the leader of every group that has followers. Every member of those groups keeps the MinIO cold tier (only the current leader offloads); tier readers must then serve a group without followers (they are not supported in failover groups yet)."
   type        = bool
   default     = false
 
@@ -193,7 +193,7 @@ variable "segment_max_age" {
 }
 
 variable "hot_retention" {
-  description = "How long offloaded segments also stay on the brokers' disks (\"80%\", \"10GiB\", \"24h\", \"0\")."
+  description = "How long offloaded segments also stay on the leaders' and followers' disks (\"80%\", \"10GiB\", \"24h\", \"0\"); a follower deletes a segment only once its leader offloaded it."
   type        = string
   default     = "80%"
 }

@@ -53,9 +53,6 @@ locals {
     subnet_id   = var.subnet_ids[(p[0] + p[1]) % length(var.subnet_ids)]
   } }
   ha_port = coalesce(var.ha_port, var.broker_port + 1)
-  # Strata does not support failover with a cold tier yet: with failover
-  # the brokers do not offload.
-  broker_tier_url = var.failover ? "" : local.tier_url
   # With failover every name server runs the controller, on its fixed
   # address; the raft peers are all of them.
   controller_peers = [for eni in aws_network_interface.namesrv : "${eni.private_ip}:${var.controller_port}"]
@@ -95,7 +92,7 @@ module "broker" {
   allow_http_listen_any = local.admin_open
   data_device           = var.broker_data_device
   data_device_fs_type   = var.broker_data_fs_type
-  tier_url              = local.broker_tier_url
+  tier_url              = local.tier_url
   segment_size          = var.segment_size
   segment_max_age       = var.segment_max_age
   hot_retention         = var.hot_retention
@@ -110,8 +107,10 @@ module "broker" {
 }
 
 # Followers: the leader's log settings (segment size and flush must match),
-# the group's replication settings (under failover any member may lead), no
-# cold tier (only a leader offloads).
+# the group's replication settings and the leader's cold tier, hot retention
+# and cache (under failover any member may lead). Only the current leader
+# offloads; followers delete what it offloaded, serve that history from the
+# cold tier and rebuild from it when they fall behind.
 module "follower" {
   source   = "../strata-node"
   for_each = local.followers
@@ -128,9 +127,12 @@ module "follower" {
   allow_http_listen_any = local.admin_open
   data_device           = var.broker_data_device
   data_device_fs_type   = var.broker_data_fs_type
+  tier_url              = local.tier_url
   segment_size          = var.segment_size
   segment_max_age       = var.segment_max_age
+  hot_retention         = var.hot_retention
   flush                 = var.flush
+  cache_size            = var.cache_size
   auto_create_topics    = var.auto_create_topics
   replication           = var.replication
   min_insync_replicas   = var.min_insync_replicas

@@ -49,7 +49,7 @@ output "bucket_arn" {
 }
 
 output "tier_url" {
-  description = "The --tier of the leaders and readers; with failover = true no broker uses it (Strata does not support failover with a cold tier yet)."
+  description = "The --tier of every broker (leaders and followers, with or without failover) and of the tier readers."
   value       = local.tier_url
 }
 

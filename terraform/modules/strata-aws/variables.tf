@@ -193,7 +193,7 @@ variable "readers_per_broker" {
   }
   validation {
     condition     = var.readers_per_broker == 0 || !var.failover
-    error_message = "Tier readers serve offloaded history, and with failover = true the brokers do not offload (Strata does not support failover with a cold tier yet): set readers_per_broker = 0."
+    error_message = "Tier readers are not supported in failover groups yet (their routing under a changing leader is not tested); the brokers do offload to S3 with failover = true: set readers_per_broker = 0."
   }
 }
 
@@ -327,7 +327,7 @@ variable "segment_max_age" {
 }
 
 variable "hot_retention" {
-  description = "How much offloaded history also stays on a leader's instance store (\"80%\" of it, \"100GiB\", \"24h\", \"0\"). Unused with failover = true (no offload)."
+  description = "How much offloaded history also stays on each leader's and follower's instance store (\"80%\" of it, \"100GiB\", \"24h\", \"0\"); a follower deletes a segment only once its leader offloaded it."
   type        = string
   default     = "80%"
 }
@@ -369,7 +369,7 @@ variable "min_insync_replicas" {
 }
 
 variable "failover" {
-  description = "Let the name servers' failover controller (a raft group on controller_port) elect each group's leader among its members when the leader fails. Needs followers_per_group >= 1. Strata does not support failover with a cold tier yet: with failover = true no broker offloads to S3 (the bucket is still created), the whole log stays on the instance stores, and readers_per_broker must be 0."
+  description = "Let the name servers' failover controller (a raft group on controller_port) elect each group's leader among its members when the leader fails. Needs followers_per_group >= 1. Every member keeps the S3 cold tier (only the current leader offloads). Tier readers are not supported in failover groups yet: readers_per_broker must be 0."
   type        = bool
   default     = false
 

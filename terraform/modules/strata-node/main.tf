@@ -9,8 +9,7 @@ locals {
 
   has_broker     = var.role != "namesrv"                                    # a broker process: data dir, tier, listen
   has_namesrv    = contains(["namesrv", "standalone"], var.role)            # a name-server listener
-  is_leader      = contains(["broker", "standalone"], var.role)             # takes writes: hot retention
-  has_log        = contains(["broker", "follower", "standalone"], var.role) # keeps a commit log: segments, flush
+  has_log        = contains(["broker", "follower", "standalone"], var.role) # keeps a commit log: segments, flush, hot retention
   is_replica     = contains(["broker", "follower"], var.role)               # a group member: replication, failover
   has_controller = local.has_namesrv && var.controller_listen != null       # runs the failover controller
   has_tier       = var.tier_url != "" && var.tier_url != "none"
@@ -73,7 +72,7 @@ locals {
     { k = "STRATA_REPLICATE_FROM", v = var.replicate_from, on = var.role == "follower" && var.replicate_from != "" },
     { k = "STRATA_AUTO_CREATE_TOPICS", v = tostring(var.auto_create_topics), on = local.has_log },
     { k = "STRATA_TIER", v = var.tier_url, on = local.has_broker && var.tier_url != "" },
-    { k = "STRATA_HOT_RETENTION", v = var.hot_retention, on = local.is_leader && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
+    { k = "STRATA_HOT_RETENTION", v = var.hot_retention, on = local.has_log && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
     { k = "STRATA_CACHE_SIZE", v = var.cache_size, on = local.has_broker && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
     { k = "STRATA_HTTP_LISTEN", v = var.http_listen, on = true },
     { k = "STRATA_LOG_LEVEL", v = var.log_level, on = true },

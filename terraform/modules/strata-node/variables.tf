@@ -211,17 +211,13 @@ variable "min_insync_replicas" {
 }
 
 variable "failover" {
-  description = "Roles broker and follower: let the name servers' failover controller elect the group's leader among its members (STRATA_FAILOVER=on); the name servers need controller_listen. false: the leader is broker id 0. Strata does not support failover with a cold tier yet: the group's members have no tier_url."
+  description = "Roles broker and follower: let the name servers' failover controller elect the group's leader among its members (STRATA_FAILOVER=on); the name servers need controller_listen. false: the leader is broker id 0. With a cold tier, give every member of the group the same tier_url, hot_retention and cache_size: only the current leader offloads, so a newly elected leader takes over offloading."
   type        = bool
   default     = false
 
   validation {
     condition     = !var.failover || contains(["broker", "follower"], var.role)
     error_message = "failover is for a group's leader and followers (roles broker and follower): a name server runs the controller (controller_listen), and a tier reader takes no part in failover."
-  }
-  validation {
-    condition     = !var.failover || var.tier_url == "" || var.tier_url == "none"
-    error_message = "Strata does not support failover with a cold tier yet (`strata broker` refuses --failover on with --tier): leave tier_url empty on every member of a group with failover."
   }
 }
 
@@ -363,7 +359,7 @@ variable "data_device_fs_type" {
 }
 
 variable "tier_url" {
-  description = "Cold tier (STRATA_TIER): file:///path, s3://bucket/prefix?region=… (also ?endpoint=…), or minio://host:port/bucket/prefix (?secure=true for HTTPS). Never put credentials here: S3 takes the instance role (or the AWS_* variables), MinIO the MINIO_* or AWS_* variables, from credentials_env_file. \"\" renders nothing: no cold tier for a broker, Strata's file://<data_dir>/tier for standalone; \"none\" disables it explicitly. Required for role reader. Followers, and leaders with failover, have none (Strata does not support it yet)."
+  description = "Cold tier (STRATA_TIER): file:///path, s3://bucket/prefix?region=… (also ?endpoint=…), or minio://host:port/bucket/prefix (?secure=true for HTTPS). Never put credentials here: S3 takes the instance role (or the AWS_* variables), MinIO the MINIO_* or AWS_* variables, from credentials_env_file. \"\" renders nothing: no cold tier for a broker, Strata's file://<data_dir>/tier for standalone; \"none\" disables it explicitly. Required for role reader. Give a group's leader and followers the same tier_url (with or without failover): only the current leader offloads; followers keep its manifest in view, delete local segments once the leader offloaded them (after their own hot_retention), serve offloaded history from the cold tier, and rebuild from it when they fall behind the leader's first local offset."
   type        = string
   default     = ""
 
@@ -391,14 +387,10 @@ variable "tier_url" {
     condition     = var.role != "reader" || (var.tier_url != "" && var.tier_url != "none")
     error_message = "A tier reader (role reader) needs tier_url: the object store whose history it serves."
   }
-  validation {
-    condition     = var.role != "follower" || var.tier_url == "" || var.tier_url == "none"
-    error_message = "A follower (role follower) has no cold tier: only its group's leader offloads (`strata broker` refuses --tier on a follower). Leave tier_url empty."
-  }
 }
 
 variable "hot_retention" {
-  description = "How long offloaded segments also stay on local disk (STRATA_HOT_RETENTION): a share of the data disk (\"80%\"), a size (\"10GiB\"), an age (\"24h\"), or \"0\" to delete them once offloaded. Rendered when there is a cold tier."
+  description = "How long offloaded segments also stay on local disk (STRATA_HOT_RETENTION): a share of the data disk (\"80%\"), a size (\"10GiB\"), an age (\"24h\"), or \"0\" to delete them once offloaded. Rendered for leaders, followers and standalone when there is a cold tier (a follower deletes a segment only once its leader offloaded it)."
   type        = string
   default     = "80%"
 

@@ -305,6 +305,8 @@ run "followers_with_sync_replication" {
     min_insync_replicas = 2
     segment_size        = "512MiB"
     flush               = "async"
+    hot_retention       = "24h"
+    cache_size          = "2GiB"
   }
 
   assert {
@@ -346,8 +348,18 @@ run "followers_with_sync_replication" {
     error_message = "leaders: sync replication, two copies"
   }
   assert {
-    condition     = module.broker["broker-a"].environment["STRATA_TIER"] == output.tier_url && !contains(keys(module.follower["broker-a-1"].environment), "STRATA_TIER")
-    error_message = "without failover the leaders keep the cold tier; followers have none (only a leader offloads)"
+    condition     = module.broker["broker-a"].environment["STRATA_TIER"] == output.tier_url && module.follower["broker-a-1"].environment["STRATA_TIER"] == output.tier_url && module.follower["broker-b-2"].environment["STRATA_TIER"] == output.tier_url
+    error_message = "without failover leaders and followers share the cold tier (only the leader offloads; followers serve what it offloaded)"
+  }
+  assert {
+    condition = alltrue([for k in ["STRATA_TIER", "STRATA_HOT_RETENTION", "STRATA_CACHE_SIZE"] :
+      module.follower["broker-a-1"].environment[k] == module.broker["broker-a"].environment[k]
+    ])
+    error_message = "followers have their leader's tier URL, hot retention and cache size"
+  }
+  assert {
+    condition     = module.follower["broker-a-2"].environment["STRATA_HOT_RETENTION"] == "24h" && module.follower["broker-a-2"].environment["STRATA_CACHE_SIZE"] == "2GiB"
+    error_message = "followers delete offloaded segments after the group's hot retention: ${jsonencode(module.follower["broker-a-2"].environment)}"
   }
   assert {
     condition     = strcontains(module.follower["broker-a-1"].prepare_script, "pattern='/dev/disk/by-id/nvme-Amazon_EC2_NVMe_Instance_Storage_*'") && strcontains(module.follower["broker-a-1"].prepare_script, "mkfs.xfs")
@@ -430,13 +442,18 @@ run "failover" {
     condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.client : !contains([9900, 10999], r.from_port)])
     error_message = "clients reach neither the controller nor the replication port"
   }
-  # Members: failover on, two copies under sync (Strata's default), and no
-  # cold tier (Strata does not support failover with one yet).
+  # Members: failover on, two copies under sync (Strata's default), and the
+  # same cold tier, hot retention and cache (any member may lead and offload).
   assert {
     condition = alltrue([for e in concat([for m in values(module.broker) : m.environment], [for m in values(module.follower) : m.environment]) :
-      e["STRATA_FAILOVER"] == "on" && e["STRATA_REPLICATION"] == "sync" && e["STRATA_MIN_INSYNC_REPLICAS"] == "2" && !contains(keys(e), "STRATA_TIER")
+      e["STRATA_FAILOVER"] == "on" && e["STRATA_REPLICATION"] == "sync" && e["STRATA_MIN_INSYNC_REPLICAS"] == "2" &&
+      e["STRATA_TIER"] == output.tier_url && e["STRATA_HOT_RETENTION"] == "80%" && e["STRATA_CACHE_SIZE"] == "512MiB"
     ])
-    error_message = "every member of every group: failover on, sync replication, no cold tier"
+    error_message = "every member of every group: failover on, sync replication, the cold tier with the group's hot retention and cache"
+  }
+  assert {
+    condition     = module.broker["broker-a"].environment["STRATA_TIER"] == output.tier_url && module.follower["broker-a-1"].environment["STRATA_TIER"] == output.tier_url
+    error_message = "under failover the leader and its follower both have the cold tier"
   }
 }
 

@@ -404,7 +404,7 @@ run "follower" {
       "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
       "STRATA_LOG_LEVEL=\"info\"",
     ]
-    error_message = "a follower has its leader's log settings (segment size, flush) and the group's replication settings, and no cold tier: ${output.environment_file}"
+    error_message = "a follower has its leader's log settings (segment size, flush) and the group's replication settings, and without tier_url no cold-tier settings: ${output.environment_file}"
   }
   assert {
     condition     = startswith(output.environment_file, "# strata: Strata follower (`strata broker`)")
@@ -448,7 +448,73 @@ run "follower_advertising_its_boot_address" {
   }
   assert {
     condition     = !contains(keys(output.environment), "STRATA_TIER") && !contains(keys(output.environment), "STRATA_HOT_RETENTION") && !contains(keys(output.environment), "STRATA_CACHE_SIZE")
-    error_message = "followers have no cold tier"
+    error_message = "a follower without tier_url renders no cold-tier settings"
+  }
+}
+
+# A group's members share the cold tier: only the current leader offloads;
+# followers delete what it offloaded (after their own hot retention), serve
+# offloaded history from the tier and rebuild from it when they fall behind.
+run "follower_with_a_cold_tier" {
+  command = plan
+
+  variables {
+    role          = "follower"
+    broker_name   = "broker-b"
+    broker_id     = 1
+    advertise     = "10.0.2.21:10911"
+    tier_url      = "s3://strata-cold/prod?region=eu-west-1"
+    hot_retention = "24h"
+    cache_size    = "2GiB"
+  }
+
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"follower\"",
+      "STRATA_CLUSTER=\"DefaultCluster\"",
+      "STRATA_BROKER_NAME=\"broker-b\"",
+      "STRATA_BROKER_ID=\"1\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10911\"",
+      "STRATA_ADVERTISE=\"10.0.2.21:10911\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_SEGMENT_SIZE=\"1GiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"10m\"",
+      "STRATA_FLUSH=\"sync\"",
+      "STRATA_REPLICATION=\"async\"",
+      "STRATA_MIN_INSYNC_REPLICAS=\"1\"",
+      "STRATA_FAILOVER=\"off\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_TIER=\"s3://strata-cold/prod?region=eu-west-1\"",
+      "STRATA_HOT_RETENTION=\"24h\"",
+      "STRATA_CACHE_SIZE=\"2GiB\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a follower with a cold tier renders it, its hot retention and its cache: ${output.environment_file}"
+  }
+  assert {
+    condition     = output.environment["STRATA_TIER"] == "s3://strata-cold/prod?region=eu-west-1" && output.environment["STRATA_HOT_RETENTION"] == "24h" && output.environment["STRATA_CACHE_SIZE"] == "2GiB"
+    error_message = "environment map: the follower's tier, hot retention and cache"
+  }
+  assert {
+    condition     = contains(output.flags, "--tier=s3://strata-cold/prod?region=eu-west-1") && contains(output.flags, "--hot-retention=24h") && contains(output.flags, "--cache-size=2GiB")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+}
+
+run "follower_with_the_cold_tier_disabled" {
+  command = plan
+
+  variables {
+    role      = "follower"
+    broker_id = 1
+    tier_url  = "none"
+  }
+
+  assert {
+    condition     = output.environment["STRATA_TIER"] == "none" && !contains(keys(output.environment), "STRATA_HOT_RETENTION") && !contains(keys(output.environment), "STRATA_CACHE_SIZE")
+    error_message = "tier_url = \"none\" disables the tier explicitly, with no hot retention or cache: ${jsonencode(output.environment)}"
   }
 }
 
@@ -506,6 +572,62 @@ run "leader_with_sync_replication_and_failover" {
   }
   assert {
     condition     = contains(output.flags, "--failover=on") && contains(output.flags, "--replication=sync") && contains(output.flags, "--ha-advertise=broker-a.internal:10922")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+}
+
+# Failover with a cold tier: every member of the group has the same tier,
+# hot retention and cache, since any of them may lead (and offload).
+run "leader_with_failover_and_a_cold_tier" {
+  command = plan
+
+  variables {
+    role          = "broker"
+    replication   = "sync"
+    failover      = true
+    tier_url      = "minio://minio.internal:9000/strata/prod"
+    hot_retention = "10GiB"
+  }
+
+  assert {
+    condition = (
+      output.environment["STRATA_FAILOVER"] == "on" &&
+      output.environment["STRATA_TIER"] == "minio://minio.internal:9000/strata/prod" &&
+      output.environment["STRATA_HOT_RETENTION"] == "10GiB" &&
+      output.environment["STRATA_CACHE_SIZE"] == "512MiB"
+    )
+    error_message = "a leader under failover keeps its cold tier: ${jsonencode(output.environment)}"
+  }
+  assert {
+    condition     = contains(output.flags, "--failover=on") && contains(output.flags, "--tier=minio://minio.internal:9000/strata/prod")
+    error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
+  }
+}
+
+run "follower_with_failover_and_a_cold_tier" {
+  command = plan
+
+  variables {
+    role          = "follower"
+    broker_id     = 2
+    replication   = "sync"
+    failover      = true
+    tier_url      = "minio://minio.internal:9000/strata/prod"
+    hot_retention = "10GiB"
+  }
+
+  assert {
+    condition = (
+      output.environment["STRATA_ROLE"] == "follower" &&
+      output.environment["STRATA_FAILOVER"] == "on" &&
+      output.environment["STRATA_TIER"] == "minio://minio.internal:9000/strata/prod" &&
+      output.environment["STRATA_HOT_RETENTION"] == "10GiB" &&
+      output.environment["STRATA_CACHE_SIZE"] == "512MiB"
+    )
+    error_message = "a follower under failover has the group's cold tier: ${jsonencode(output.environment)}"
+  }
+  assert {
+    condition     = contains(output.flags, "--failover=on") && contains(output.flags, "--tier=minio://minio.internal:9000/strata/prod") && contains(output.flags, "--hot-retention=10GiB")
     error_message = "flags mirror the environment: ${jsonencode(output.flags)}"
   }
 }

@@ -283,16 +283,6 @@ run "follower_with_leader_id" {
   expect_failures = [var.broker_id]
 }
 
-run "follower_with_a_cold_tier" {
-  command = plan
-  variables {
-    role      = "follower"
-    broker_id = 1
-    tier_url  = "s3://strata-cold/prod"
-  }
-  expect_failures = [var.tier_url]
-}
-
 run "follower_with_derived_id" {
   command = plan
   variables {
@@ -355,15 +345,6 @@ run "min_insync_on_a_name_server" {
     min_insync_replicas = 1
   }
   expect_failures = [var.min_insync_replicas]
-}
-
-run "failover_with_a_cold_tier" {
-  command = plan
-  variables {
-    failover = true
-    tier_url = "s3://strata-cold/prod"
-  }
-  expect_failures = [var.failover]
 }
 
 run "failover_on_a_reader" {
