@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/strata-mq/strata/acl"
 	"github.com/strata-mq/strata/broker/store"
 	"github.com/strata-mq/strata/cache"
 	"github.com/strata-mq/strata/remoting"
@@ -72,6 +73,13 @@ type Config struct {
 	// tier, reloads the manifest to see newly offloaded segments.
 	// Default 2s.
 	ReaderRefresh time.Duration
+	// ACL, if set, authenticates every request (RocketMQ's signed
+	// requests) and authorizes it by account; nil: authentication off, and
+	// topic and configuration changes only from loopback.
+	ACL *acl.ACL
+	// Credentials sign the broker's own requests to name servers and its
+	// leader, for when they check ACLs.
+	Credentials Credentials
 	// NameServers are the name servers to register with ("ip:port").
 	NameServers []string
 	// AutoCreateTopics creates a topic on its first send (and keeps the
@@ -259,6 +267,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 	b := &Broker{cfg: cfg, log: cfg.Logger.With("component", "broker", "broker", cfg.BrokerName),
 		quit: make(chan struct{}), stopping: make(chan struct{}), regKick: make(chan struct{}, 1), retKick: make(chan struct{}, 1)}
 	b.fo.restart = make(chan Restart, 1)
+	b.ns.opts, b.leaderLink.opts = b.dialOptions(), b.dialOptions()
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
 		adv = cfg.Listen
@@ -505,6 +514,12 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 		c.Reply(remoting.NewResponse(req, remoting.RespServiceNotAvailable, "broker is shutting down"))
 		return
 	}
+	acct, deny := b.authorize(c, req)
+	if deny != nil {
+		b.inflight.Done()
+		c.Reply(deny)
+		return
+	}
 	h := b.handler(req.Code)
 	if h == nil {
 		b.inflight.Done()
@@ -516,6 +531,9 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 		defer b.inflight.Done()
 		start := time.Now()
 		if resp := h(c, req); resp != nil {
+			if acct != nil && resp.Code == remoting.RespSuccess && adminChange(req.Code) {
+				b.cfg.ACL.AdminChange(req, peerAddr(c).Addr(), acct, "topic", req.Ext("topic"))
+			}
 			c.Reply(resp)
 			b.metrics.observe(req.Code, start)
 		}
@@ -602,13 +620,12 @@ func (b *Broker) handler(code int16) handlerFunc {
 	return nil
 }
 
-// isLoopback reports whether c's peer is on this machine. Until ACLs exist
-// (issue 11) only loopback peers may change topics or configuration: the
-// class of CVE-2023-33246, where an unauthenticated config update ran a
-// command.
-func isLoopback(c *remoting.Conn) bool {
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-	return err == nil && ap.Addr().Unmap().IsLoopback()
+// adminAllowed reports whether c may change topics or configuration
+// without an ACL: only from this machine (the class of CVE-2023-33246, where
+// an unauthenticated config update ran a command). With an ACL, authorize
+// has let only admin accounts through.
+func (b *Broker) adminAllowed(c *remoting.Conn) bool {
+	return b.cfg.ACL != nil || peerAddr(c).Addr().IsLoopback()
 }
 
 func (b *Broker) connClosed(c *remoting.Conn) {

@@ -255,8 +255,8 @@ func (b *Broker) handleViewMessage(c *remoting.Conn, req *remoting.Command) *rem
 
 // handleCreateTopic is UPDATE_AND_CREATE_TOPIC (admin).
 func (b *Broker) handleCreateTopic(c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	if !isLoopback(c) {
-		return errResponse(req, remoting.RespNoPermission, "topic administration is only accepted from loopback until ACLs are configured")
+	if !b.adminAllowed(c) {
+		return errResponse(req, remoting.RespNoPermission, "topic administration is only accepted from loopback without an ACL (--acl-file)")
 	}
 	tc := TopicConfig{Name: req.Ext("topic"), ReadQueues: 4, WriteQueues: 4, Perm: int(remoting.PermReadWrite)}
 	for k, dst := range map[string]*int{"readQueueNums": &tc.ReadQueues, "writeQueueNums": &tc.WriteQueues, "perm": &tc.Perm, "topicSysFlag": &tc.SysFlag} {
@@ -278,8 +278,8 @@ func (b *Broker) handleCreateTopic(c *remoting.Conn, req *remoting.Command) *rem
 }
 
 func (b *Broker) handleDeleteTopic(c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	if !isLoopback(c) {
-		return errResponse(req, remoting.RespNoPermission, "topic administration is only accepted from loopback until ACLs are configured")
+	if !b.adminAllowed(c) {
+		return errResponse(req, remoting.RespNoPermission, "topic administration is only accepted from loopback without an ACL (--acl-file)")
 	}
 	if err := b.topics.Delete(req.Ext("topic")); err != nil {
 		return errResponse(req, remoting.RespSystemError, "%v", err)
@@ -304,9 +304,9 @@ func (b *Broker) handleAllTopicConfig(c *remoting.Conn, req *remoting.Command) *
 // handleConfigChange refuses runtime configuration changes: none are
 // supported, and from anywhere but loopback they are not even considered.
 func (b *Broker) handleConfigChange(c *remoting.Conn, req *remoting.Command) *remoting.Command {
-	if !isLoopback(c) {
+	if !b.adminAllowed(c) {
 		b.log.Warn("refused a configuration change from a remote peer", "peer", c.RemoteAddr().String(), "code", req.Code)
-		return errResponse(req, remoting.RespNoPermission, "configuration changes are only accepted from loopback until ACLs are configured")
+		return errResponse(req, remoting.RespNoPermission, "configuration changes are only accepted from loopback without an ACL (--acl-file)")
 	}
 	return errResponse(req, remoting.RespRequestCodeNotSupported, "runtime configuration changes are not supported; restart with new flags")
 }

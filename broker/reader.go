@@ -181,6 +181,7 @@ func (b *Broker) forwardToLeader(c *remoting.Conn, req *remoting.Command) *remot
 
 // link is one lazily dialled connection, redialled when it closes.
 type link struct {
+	opts remoting.ConnOptions // the broker's dialOptions
 	mu   sync.Mutex
 	addr string
 	conn *remoting.Conn
@@ -202,7 +203,7 @@ func (l *link) invoke(ctx context.Context, addr string, req *remoting.Command) (
 	}
 	if c == nil {
 		var err error
-		if c, err = remoting.Dial(ctx, addr, remoting.ConnOptions{}); err != nil {
+		if c, err = remoting.Dial(ctx, addr, l.opts); err != nil {
 			l.mu.Unlock()
 			return nil, err
 		}

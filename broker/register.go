@@ -12,6 +12,7 @@ import (
 
 // nameServers keeps one connection per name server for registration.
 type nameServers struct {
+	opts  remoting.ConnOptions // the broker's dialOptions
 	mu    sync.Mutex
 	conns map[string]*remoting.Conn
 }
@@ -26,7 +27,7 @@ func (n *nameServers) conn(ctx context.Context, addr string) (*remoting.Conn, er
 			return c, nil
 		}
 	}
-	c, err := remoting.Dial(ctx, addr, remoting.ConnOptions{})
+	c, err := remoting.Dial(ctx, addr, n.opts)
 	if err != nil {
 		return nil, err
 	}

@@ -1,24 +1,18 @@
 package client
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
-	"hash"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/strata-mq/strata/remoting"
 )
 
 // Header fields of a signed request (PROTOCOL.md §7).
 const (
-	aclAccessKey     = "AccessKey"
-	aclSecurityToken = "SecurityToken"
-	aclSignature     = "Signature"
+	aclAccessKey     = remoting.FieldAccessKey
+	aclSecurityToken = remoting.FieldSecurityToken
+	aclSignature     = remoting.FieldSignature
 )
 
 // redacted stands for a secret in String, GoString and LogValue.
@@ -63,10 +57,7 @@ func (c Credentials) sign(req *remoting.Command) {
 	if req.ExtFields == nil {
 		req.ExtFields = make(map[string]string, 3)
 	}
-	s := signers.Get().(*signer)
-	sig := s.signature(c, req.ExtFields, req.Body)
-	s.release()
-	req.ExtFields[aclSignature] = sig
+	req.ExtFields[aclSignature] = remoting.Signature(c.AccessKey, c.SecretKey, req.ExtFields, req.Body)
 	req.ExtFields[aclAccessKey] = c.AccessKey
 	if c.SecurityToken != "" {
 		req.ExtFields[aclSecurityToken] = c.SecurityToken
@@ -114,71 +105,3 @@ func hide(secret string) string {
 	return redacted
 }
 
-// maxPooledContent bounds the content buffer a signer keeps between uses, so
-// that one request with huge headers does not pin memory in the pool.
-const maxPooledContent = 64 << 10
-
-// signer holds the scratch space of one signature, reused through signers:
-// the sorted keys, the concatenated values, the digest, and the HMAC of the
-// last secret used (hmac.New costs several allocations; a client signs
-// every request with the same secret).
-type signer struct {
-	secret string
-	mac    hash.Hash
-	keys   []string
-	buf    []byte
-	sum    []byte
-}
-
-var signers = sync.Pool{New: func() any { return new(signer) }}
-
-// signature returns base64(HMAC-SHA1(c.SecretKey, values in key order, then
-// body)) over ext without Signature and SecurityToken, with AccessKey set to
-// c.AccessKey.
-func (s *signer) signature(c Credentials, ext map[string]string, body []byte) string {
-	if s.mac == nil || s.secret != c.SecretKey {
-		s.mac = hmac.New(sha1.New, []byte(c.SecretKey))
-		s.secret = c.SecretKey
-	} else {
-		s.mac.Reset()
-	}
-
-	keys := append(s.keys[:0], aclAccessKey)
-	for k := range ext {
-		switch k {
-		case aclAccessKey, aclSecurityToken, aclSignature:
-			continue
-		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // byte order, as strings.Compare in the reference
-
-	buf := s.buf[:0]
-	for _, k := range keys {
-		if k == aclAccessKey {
-			buf = append(buf, c.AccessKey...)
-		} else {
-			buf = append(buf, ext[k]...)
-		}
-	}
-	s.mac.Write(buf)
-	s.mac.Write(body)
-	s.sum = s.mac.Sum(s.sum[:0])
-
-	clear(keys) // drop references to the request's strings
-	s.keys = keys[:0]
-	s.buf = buf[:0]
-	n := base64.StdEncoding.EncodedLen(len(s.sum))
-	if cap(buf) < n {
-		s.buf = make([]byte, 0, n)
-	}
-	return string(base64.StdEncoding.AppendEncode(s.buf, s.sum))
-}
-
-// release returns s to signers, dropping an oversized content buffer.
-func (s *signer) release() {
-	if cap(s.buf) > maxPooledContent {
-		s.buf = nil
-	}
-	signers.Put(s)
-}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/strata-mq/strata/acl"
 	"github.com/strata-mq/strata/remoting"
 )
 
@@ -107,6 +108,12 @@ type Config struct {
 	// Failover, if set, is the failover controller the name server embeds:
 	// it answers brokers' STRATA_CONTROLLER_HEARTBEAT.
 	Failover Failover
+	// ACL, if set, authenticates every request (RocketMQ's signed
+	// requests): route and cluster queries need any account, everything
+	// else (broker registration, controller heartbeats, configuration) an
+	// admin account. Nil: authentication off, and admin requests only from
+	// loopback.
+	ACL *acl.ACL
 }
 
 // Failover is a failover controller as a name server serves it: it takes a
@@ -331,12 +338,49 @@ func (s *Server) serveRemoting(c *remoting.Conn, req *remoting.Command) {
 }
 
 func (s *Server) handle(c *remoting.Conn, req *remoting.Command) *remoting.Command {
+	if a := s.cfg.ACL; a != nil {
+		remote := remoteAddr(c)
+		acct, err := a.Authenticate(req, remote)
+		if err != nil {
+			return remoting.NewResponse(req, remoting.RespNoPermission, err.Error())
+		}
+		if !acct.Admin() && !queryCodes[req.Code] {
+			a.Denied(req, remote, acct.AccessKey(), "needs an admin account")
+			return remoting.NewResponse(req, remoting.RespNoPermission, acl.ErrDenied.Error())
+		}
+		resp := s.serve(c, req)
+		if adminCodes[req.Code] && resp.Code == remoting.RespSuccess {
+			a.AdminChange(req, remote, acct, "topic", req.Ext("topic"))
+		}
+		return resp
+	}
 	if adminCodes[req.Code] && !configChangeAllowed(c.RemoteAddr()) {
 		s.log.Warn("namesrv: refused admin request from a non-loopback peer",
 			"remote", c.RemoteAddr().String(), "request", codeName(req.Code))
 		return remoting.NewResponse(req, remoting.RespNoPermission, fmt.Sprintf(
-			"%s (%d) is only accepted from loopback addresses until ACLs exist", codeName(req.Code), req.Code))
+			"%s (%d) is only accepted from loopback addresses without an ACL (--acl-file)", codeName(req.Code), req.Code))
 	}
+	return s.serve(c, req)
+}
+
+// queryCodes are the requests any authenticated account may send: the
+// routes and cluster view clients need.
+var queryCodes = map[int16]bool{
+	remoting.ReqGetRouteInfoByTopic:           true,
+	remoting.ReqGetBrokerClusterInfo:          true,
+	remoting.ReqGetAllTopicListFromNameServer: true,
+}
+
+// remoteAddr is c's peer's IP address (the zero Addr when it has none).
+func remoteAddr(c *remoting.Conn) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (s *Server) serve(c *remoting.Conn, req *remoting.Command) *remoting.Command {
 	switch req.Code {
 	case remoting.ReqRegisterBroker:
 		return s.registerBroker(c, req)

@@ -67,6 +67,10 @@ type ConnOptions struct {
 	// Logger receives connection events (refused frames, handler panics at
 	// warn/error level; open/close at debug). Nil discards them.
 	Logger *slog.Logger
+	// Sign, if set, is applied to every request sent with Invoke or
+	// InvokeOneway (a process signing its own requests with its ACL
+	// credentials, see Signature).
+	Sign func(*Command)
 
 	// onClose is called by the reader goroutine after the connection is
 	// closed, before it exits; the Server uses it.
@@ -101,6 +105,7 @@ type Conn struct {
 	writeTimeout time.Duration
 	log          *slog.Logger
 	onClose      func(*Conn)
+	sign         func(*Command)
 
 	opaque atomic.Int32 // last opaque assigned
 
@@ -166,6 +171,7 @@ func newConn(nc net.Conn, opts ConnOptions) *Conn {
 		writeTimeout: opts.WriteTimeout,
 		log:          log.With("remote", addrString(remote)),
 		onClose:      opts.onClose,
+		sign:         opts.Sign,
 		wsem:         make(chan struct{}, 1),
 		pending:      make(map[int32]chan *Command),
 		done:         make(chan struct{}),
@@ -244,6 +250,9 @@ func (c *Conn) Invoke(ctx context.Context, req *Command) (*Command, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, c.ctxError(req, err)
 	}
+	if c.sign != nil {
+		c.sign(req)
+	}
 	ch := make(chan *Command, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -311,6 +320,9 @@ func (c *Conn) InvokeOneway(ctx context.Context, req *Command) error {
 	}
 	if err := c.Err(); err != nil {
 		return err
+	}
+	if c.sign != nil {
+		c.sign(req)
 	}
 	req.Opaque = c.opaque.Add(1)
 	req.Flag = req.Flag&^FlagResponse | FlagOneway

@@ -55,6 +55,12 @@ type serverConfig struct {
 	Failover         string        `env:"FAILOVER"`
 	ControllerListen string        `env:"CONTROLLER_LISTEN"`
 	ControllerPeers  string        `env:"CONTROLLER_PEERS"`
+	ACLFile          string        `env:"ACL_FILE"`
+	RequireAuth      bool          `env:"REQUIRE_AUTH"`
+	// AccessKey and SecretKey sign a broker's own requests; from the
+	// environment only (STRATA_ACCESS_KEY, STRATA_SECRET_KEY), never flags.
+	AccessKey string `env:"ACCESS_KEY"`
+	SecretKey string `env:"SECRET_KEY"`
 	// TransactionTimeout and TransactionCheckInterval tune the check-back
 	// of transactional half messages (tests make them small).
 	TransactionTimeout       time.Duration `env:"TRANSACTION_TIMEOUT"`
@@ -94,6 +100,8 @@ func (c *serverConfig) controllerFlags(fs *flag.FlagSet) {
 }
 
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ACLFile, "acl-file", c.ACLFile, "accounts and permissions (YAML, RocketMQ plain_acl.yml fields); every request must then be signed; reloaded when it changes")
+	fs.BoolVar(&c.RequireAuth, "require-auth", c.RequireAuth, "refuse to start without --acl-file")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of /metrics and /healthz")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
@@ -247,13 +255,30 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var listens []string
+	if withNamesrv {
+		listens = append(listens, c.NamesrvListen)
+	}
+	if withBroker {
+		listens = append(listens, c.Listen)
+	}
+	acls, err := openACL(c, log, listens...)
+	if err != nil {
+		return err
+	}
+	if acls != nil {
+		actx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); acls.Run(actx, 0) }()
+		defer func() { stop(); <-done }()
+	}
 	var ns *namesrv.Server
 	if withNamesrv {
 		ctl, err := openController(c, log)
 		if err != nil {
 			return err
 		}
-		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log}
+		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log, ACL: acls}
 		if ctl != nil {
 			defer ctl.Close()
 			nc.Failover = failoverHandler{ctl}
@@ -279,6 +304,7 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 			shutdownAll(ns, nil, log)
 			return err
 		}
+		bc.ACL, bc.Credentials = acls, brokerCredentials(c, acls, log)
 		if b, err = startBroker(ctx, bc, &brokerReg); err != nil {
 			shutdownAll(ns, nil, log)
 			return err

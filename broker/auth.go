@@ -1,0 +1,162 @@
+package broker
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/strata-mq/strata/acl"
+	"github.com/strata-mq/strata/remoting"
+)
+
+// Credentials are the access key and secret key a broker signs its own
+// requests with (registration, a follower's or reader's requests to its
+// leader, controller heartbeats) when the name servers or the leader check
+// ACLs. The secret never leaves the process.
+type Credentials struct {
+	AccessKey, SecretKey string
+}
+
+// sign signs an outgoing request that is not signed yet (a reader forwards
+// its clients' requests with their own signatures).
+func (b *Broker) sign(req *remoting.Command) {
+	cr := b.cfg.Credentials
+	if cr.AccessKey == "" || cr.SecretKey == "" || req.ExtFields[remoting.FieldSignature] != "" {
+		return
+	}
+	if req.ExtFields == nil {
+		req.ExtFields = map[string]string{}
+	}
+	req.ExtFields[remoting.FieldSignature] = remoting.Signature(cr.AccessKey, cr.SecretKey, req.ExtFields, req.Body)
+	req.ExtFields[remoting.FieldAccessKey] = cr.AccessKey
+}
+
+// dialOptions are the options of the broker's own connections (to name
+// servers and its leader).
+func (b *Broker) dialOptions() remoting.ConnOptions {
+	return remoting.ConnOptions{Sign: b.sign, Logger: b.log}
+}
+
+// need is one permission a request needs.
+type need struct {
+	group bool // a consumer group, else a topic
+	name  string
+	perm  acl.Perm
+}
+
+// Request classes for authorization.
+const (
+	authAny   = iota // any authenticated account
+	authNeeds        // the permissions listed
+	authAdmin        // an admin account
+)
+
+// authNeeds returns what req needs: authAny, authNeeds with the
+// permissions, or authAdmin (every code not listed: what the broker does
+// not know it does not let anyone but an admin try).
+func authNeedsOf(req *remoting.Command) (int, []need) {
+	topic := func(t string, p acl.Perm) need {
+		// Retry and dead-letter topics belong to their consumer group.
+		for _, pre := range []string{RetryTopicPrefix, DLQTopicPrefix} {
+			if g, ok := strings.CutPrefix(t, pre); ok {
+				return need{group: true, name: g, perm: acl.Sub}
+			}
+		}
+		return need{name: t, perm: p}
+	}
+	group := func(g string) need { return need{group: true, name: g, perm: acl.Sub} }
+	switch req.Code {
+	case remoting.ReqSendMessage, remoting.ReqSendMessageV2, remoting.ReqSendBatchMessage:
+		t := req.Ext("topic")
+		if req.Code != remoting.ReqSendMessage || t == "" {
+			t = cmpOr(req.Ext("b"), t)
+		}
+		return authNeeds, []need{topic(t, acl.Pub)}
+	case remoting.ReqPullMessage, remoting.ReqQueryConsumerOffset, remoting.ReqUpdateConsumerOffset:
+		return authNeeds, []need{topic(req.Ext("topic"), acl.Sub), group(req.Ext("consumerGroup"))}
+	case remoting.ReqSearchOffsetByTimestamp, remoting.ReqGetMaxOffset, remoting.ReqGetMinOffset,
+		remoting.ReqGetEarliestMsgStoreTime, remoting.ReqQueryMessage:
+		return authNeeds, []need{topic(req.Ext("topic"), acl.Sub)}
+	case remoting.ReqConsumerSendMsgBack:
+		return authNeeds, []need{group(req.Ext("group"))}
+	case remoting.ReqGetConsumerListByGroup:
+		return authNeeds, []need{group(req.Ext("consumerGroup"))}
+	case remoting.ReqLockBatchMQ, remoting.ReqUnlockBatchMQ:
+		var body struct {
+			ConsumerGroup string `json:"consumerGroup"`
+		}
+		if json.Unmarshal(req.Body, &body) != nil {
+			return authAdmin, nil // unreadable: the handler's error is for admins only
+		}
+		return authNeeds, []need{group(body.ConsumerGroup)}
+	case remoting.ReqHeartBeat:
+		hb, err := ParseHeartbeat(req.Body)
+		if err != nil {
+			return authAny, nil // the handler refuses it
+		}
+		var ns []need
+		for _, c := range hb.ConsumerDataSet {
+			ns = append(ns, group(c.GroupName))
+			for _, s := range c.SubscriptionDataSet {
+				ns = append(ns, topic(s.Topic, acl.Sub))
+			}
+		}
+		return authNeeds, ns
+	case remoting.ReqUnregisterClient, remoting.ReqEndTransaction,
+		remoting.ReqGetReplicationStatus, remoting.ReqGetTierStatus:
+		return authAny, nil
+	}
+	return authAdmin, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// authorize checks req against the ACL. It returns the account (nil with
+// authentication off) and, when the request is refused, the response.
+func (b *Broker) authorize(c *remoting.Conn, req *remoting.Command) (*acl.Account, *remoting.Command) {
+	a := b.cfg.ACL
+	if a == nil {
+		return nil, nil
+	}
+	remote := peerAddr(c).Addr()
+	acct, err := a.Authenticate(req, remote)
+	if err != nil {
+		return nil, errResponse(req, remoting.RespNoPermission, "%v", err)
+	}
+	if acct.Admin() {
+		return acct, nil
+	}
+	class, needs := authNeedsOf(req)
+	switch class {
+	case authAdmin:
+		a.Denied(req, remote, acct.AccessKey(), "needs an admin account")
+		return nil, errResponse(req, remoting.RespNoPermission, "%v", acl.ErrDenied)
+	case authNeeds:
+		for _, n := range needs {
+			p, kind := acct.Topic(n.name), "topic"
+			if n.group {
+				p, kind = acct.Group(n.name), "group"
+			}
+			if p&n.perm == 0 {
+				a.Denied(req, remote, acct.AccessKey(), "no "+n.perm.String()+" permission on "+kind+" "+n.name)
+				return nil, errResponse(req, remoting.RespNoPermission, "%v: no %s permission on %s %s", acl.ErrDenied, n.perm, kind, n.name)
+			}
+		}
+	}
+	return acct, nil
+}
+
+// adminChange reports whether a successful response to req changed the
+// broker's state as only an admin may (the audit log records each).
+func adminChange(code int16) bool {
+	switch code {
+	case remoting.ReqUpdateAndCreateTopic, remoting.ReqDeleteTopicInBroker,
+		remoting.ReqUpdateBrokerConfig, remoting.ReqPutKVConfig:
+		return true
+	}
+	return false
+}
