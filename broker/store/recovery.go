@@ -17,6 +17,13 @@ import (
 // and everything the log holds past the checkpoint.
 func (s *Store) recover(ctx context.Context) error {
 	started := time.Now()
+	// A queue whose entries did not reach the disk before a crash starts
+	// where its records in the log say (the scan re-adds them), not at
+	// QueueStart: the cold tier may already hold records the local log
+	// still has. Queues the log holds nothing of start at QueueStart
+	// afterwards (startEmptyQueues).
+	s.recovering = true
+	defer func() { s.recovering = false }()
 	ckpt, ckptTs, hasCkpt, err := readCheckpoint(s.cfg.Dir)
 	if err != nil {
 		return err
@@ -85,6 +92,9 @@ func (s *Store) recover(ctx context.Context) error {
 	if err := s.fixTail(end); err != nil {
 		return err
 	}
+	if err := s.startEmptyQueues(); err != nil {
+		return err
+	}
 	for _, q := range s.allQueues() {
 		q.next = q.cq.count
 	}
@@ -98,6 +108,25 @@ func (s *Store) recover(ctx context.Context) error {
 	}
 	s.log.Info("recovered", "from", start, "to", end, "scanned_bytes", scanned, "checkpoint", hasCkpt,
 		"took", time.Since(started).Round(time.Microsecond))
+	return nil
+}
+
+// startEmptyQueues starts the queues recovery left empty at QueueStart,
+// as createQueue does outside recovery.
+func (s *Store) startEmptyQueues() error {
+	if s.cfg.QueueStart == nil {
+		return nil
+	}
+	for _, q := range s.allQueues() {
+		if q.cq.count != 0 {
+			continue
+		}
+		if n := s.cfg.QueueStart(q.topic.name, q.id); n > 0 {
+			if err := q.cq.rebase(n); err != nil {
+				return fmt.Errorf("store: start consume queue %s/%d at %d: %w", q.topic.name, q.id, n, err)
+			}
+		}
+	}
 	return nil
 }
 

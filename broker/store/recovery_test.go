@@ -1057,3 +1057,54 @@ func TestRecoverFullScanAfterSegmentDeletion(t *testing.T) {
 		t.Fatalf("append after full scan: offset %d, %v", m[0].QueueOffset, err)
 	}
 }
+
+// TestRecoveryIgnoresQueueStartForRecordsInTheLog: a queue whose entries
+// did not reach the disk before a crash is rebuilt from the log even when
+// QueueStart (the cold tier's end of the queue) is past the records the
+// local log still holds; QueueStart only starts queues the log holds
+// nothing of. (A follower killed with -9 under hot retention hit this:
+// the queue started at the tier's end, the scan found its first records
+// "repeated", and recovery refused the log.)
+func TestRecoveryIgnoresQueueStartForRecordsInTheLog(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, testConfig(dir))
+	for i := range 50 {
+		if err := s.Append(context.Background(), []remoting.MessageExt{testMsg("T", 0, i, 100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := s.LogEnd()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the queue's entries and the checkpoint are gone.
+	if err := os.RemoveAll(filepath.Join(dir, "consumequeue", "T")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, ckptName)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.QueueStart = func(topic string, q int32) int64 {
+		if topic == "T" || topic == "U" {
+			return 40 // the cold tier holds [0, 40)
+		}
+		return 0
+	}
+	s = openTest(t, cfg)
+	defer s.Close()
+	if s.LogEnd() != end || s.MaxOffset("T", 0) != 50 || s.MinOffset("T", 0) != 0 {
+		t.Fatalf("recovered log end %d (want %d), queue T/0 [%d, %d) (want [0, 50))", s.LogEnd(), end, s.MinOffset("T", 0), s.MaxOffset("T", 0))
+	}
+	r, err := s.Get("T", 0, 0, 10, 1<<20, nil)
+	if err != nil || r.Status != Found || len(r.Records) != 10 {
+		t.Fatalf("read T/0 at 0: %v, %+v", err, r.Status)
+	}
+	// A queue the log holds nothing of still starts at QueueStart.
+	if err := s.Append(context.Background(), []remoting.MessageExt{testMsg("U", 0, 0, 100)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.MaxOffset("U", 0); got != 41 {
+		t.Fatalf("new queue U/0 ends at %d, want 41 (started at QueueStart 40)", got)
+	}
+}

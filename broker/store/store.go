@@ -80,6 +80,10 @@ type Store struct {
 	direct bool       // segments use O_DIRECT (set at Open)
 	pw     *prewriter // nil without direct I/O or when disabled
 	tail   *tailCache // nil when disabled
+	// recovering is set while recover runs (one goroutine, before the
+	// store is shared): queues then start where the log says, not at
+	// Config.QueueStart.
+	recovering bool
 
 	// Write state, guarded by mu.
 	mu      sync.Mutex
@@ -566,7 +570,7 @@ func (s *Store) createQueue(topic string, id int32) (*queue, error) {
 		cq.close()
 		return q, nil
 	}
-	if cq.count == 0 && s.cfg.QueueStart != nil {
+	if cq.count == 0 && s.cfg.QueueStart != nil && !s.recovering {
 		if n := s.cfg.QueueStart(topic, id); n > 0 {
 			if err := cq.rebase(n); err != nil {
 				cq.close()
