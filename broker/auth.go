@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/strata-mq/strata/acl"
 	"github.com/strata-mq/strata/remoting"
@@ -54,16 +56,7 @@ const (
 // permissions, or authAdmin (every code not listed: what the broker does
 // not know it does not let anyone but an admin try).
 func authNeedsOf(req *remoting.Command) (int, []need) {
-	topic := func(t string, p acl.Perm) need {
-		// Retry and dead-letter topics belong to their consumer group.
-		for _, pre := range []string{RetryTopicPrefix, DLQTopicPrefix} {
-			if g, ok := strings.CutPrefix(t, pre); ok {
-				return need{group: true, name: g, perm: acl.Sub}
-			}
-		}
-		return need{name: t, perm: p}
-	}
-	group := func(g string) need { return need{group: true, name: g, perm: acl.Sub} }
+	topic, group := topicNeed, groupNeed
 	switch req.Code {
 	case remoting.ReqSendMessage, remoting.ReqSendMessageV2, remoting.ReqSendBatchMessage:
 		t := req.Ext("topic")
@@ -76,8 +69,6 @@ func authNeedsOf(req *remoting.Command) (int, []need) {
 	case remoting.ReqSearchOffsetByTimestamp, remoting.ReqGetMaxOffset, remoting.ReqGetMinOffset,
 		remoting.ReqGetEarliestMsgStoreTime, remoting.ReqQueryMessage:
 		return authNeeds, []need{topic(req.Ext("topic"), acl.Sub)}
-	case remoting.ReqConsumerSendMsgBack:
-		return authNeeds, []need{group(req.Ext("group"))}
 	case remoting.ReqGetConsumerListByGroup:
 		return authNeeds, []need{group(req.Ext("consumerGroup"))}
 	case remoting.ReqLockBatchMQ, remoting.ReqUnlockBatchMQ:
@@ -101,11 +92,94 @@ func authNeedsOf(req *remoting.Command) (int, []need) {
 			}
 		}
 		return authNeeds, ns
-	case remoting.ReqUnregisterClient, remoting.ReqEndTransaction,
-		remoting.ReqGetReplicationStatus, remoting.ReqGetTierStatus:
+	case remoting.ReqConsumerSendMsgBack, remoting.ReqEndTransaction:
+		// The group here; the record's topic in authorizeRecord.
+		if req.Code == remoting.ReqEndTransaction {
+			return authAny, nil
+		}
+		return authNeeds, []need{group(req.Ext("group"))}
+	case remoting.ReqUnregisterClient, remoting.ReqGetReplicationStatus, remoting.ReqGetTierStatus:
 		return authAny, nil
 	}
 	return authAdmin, nil
+}
+
+// topicNeed is perm on topic t; retry and dead-letter topics belong to
+// their consumer group (SUB).
+func topicNeed(t string, p acl.Perm) need {
+	for _, pre := range []string{RetryTopicPrefix, DLQTopicPrefix} {
+		if g, ok := strings.CutPrefix(t, pre); ok {
+			return need{group: true, name: g, perm: acl.Sub}
+		}
+	}
+	return need{name: t, perm: p}
+}
+
+func groupNeed(g string) need { return need{group: true, name: g, perm: acl.Sub} }
+
+// checkNeeds refuses req unless acct holds every permission in needs.
+func (b *Broker) checkNeeds(c *remoting.Conn, req *remoting.Command, acct *acl.Account, needs []need) *remoting.Command {
+	for _, n := range needs {
+		p, kind := acct.Topic(n.name), "topic"
+		if n.group {
+			p, kind = acct.Group(n.name), "group"
+		}
+		if p&n.perm == 0 {
+			b.cfg.ACL.Denied(req, peerAddr(c).Addr(), acct.AccessKey(), "no "+n.perm.String()+" permission on "+kind+" "+n.name)
+			return errResponse(req, remoting.RespNoPermission, "%v: no %s permission on %s %s", acl.ErrDenied, n.perm, kind, n.name)
+		}
+	}
+	return nil
+}
+
+// authorizeRecord checks, for a non-admin account, the requests whose
+// permission depends on the record they name, read from the log: a
+// send-back copies any message into the group's retry topic, so it needs
+// SUB on the message's topic (and on its original one, for a retry copy);
+// an end of transaction commits a half message, so it needs PUB on the
+// topic it was sent to. It runs on the request's own goroutine (the read
+// may reach the cold tier).
+func (b *Broker) authorizeRecord(c *remoting.Conn, req *remoting.Command, acct *acl.Account) *remoting.Command {
+	if acct == nil || acct.Admin() {
+		return nil
+	}
+	field := "offset"
+	switch req.Code {
+	case remoting.ReqConsumerSendMsgBack:
+	case remoting.ReqEndTransaction:
+		field = "commitLogOffset"
+	default:
+		return nil
+	}
+	off, err := req.ExtInt64(field)
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := b.readAt(ctx, off)
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "no message at commit-log offset %d: %v", off, err)
+	}
+	m, err := remoting.DecodeMessageExt(rec)
+	if err != nil {
+		return errResponse(req, remoting.RespSystemError, "%v", err)
+	}
+	props := remoting.ParseProperties(m.Properties)
+	var needs []need
+	if req.Code == remoting.ReqEndTransaction {
+		real := props[remoting.PropRealTopic]
+		if m.Topic != TransHalfTopic || real == "" {
+			return errResponse(req, remoting.RespNoPermission, "%v: no transaction at commit-log offset %d", acl.ErrDenied, off)
+		}
+		needs = append(needs, topicNeed(real, acl.Pub))
+	} else {
+		needs = append(needs, topicNeed(m.Topic, acl.Sub))
+		if orig := props[propRetryTopic]; orig != "" && orig != m.Topic {
+			needs = append(needs, topicNeed(orig, acl.Sub))
+		}
+	}
+	return b.checkNeeds(c, req, acct, needs)
 }
 
 func cmpOr(a, b string) string {
@@ -136,15 +210,8 @@ func (b *Broker) authorize(c *remoting.Conn, req *remoting.Command) (*acl.Accoun
 		a.Denied(req, remote, acct.AccessKey(), "needs an admin account")
 		return nil, errResponse(req, remoting.RespNoPermission, "%v", acl.ErrDenied)
 	case authNeeds:
-		for _, n := range needs {
-			p, kind := acct.Topic(n.name), "topic"
-			if n.group {
-				p, kind = acct.Group(n.name), "group"
-			}
-			if p&n.perm == 0 {
-				a.Denied(req, remote, acct.AccessKey(), "no "+n.perm.String()+" permission on "+kind+" "+n.name)
-				return nil, errResponse(req, remoting.RespNoPermission, "%v: no %s permission on %s %s", acl.ErrDenied, n.perm, kind, n.name)
-			}
+		if resp := b.checkNeeds(c, req, acct, needs); resp != nil {
+			return nil, resp
 		}
 	}
 	return acct, nil
