@@ -103,6 +103,8 @@ type Config struct {
 	// MaxPullHold caps how long a pull is held waiting for messages
 	// (clients ask for 20 s and time out at 30 s). Default 25s.
 	MaxPullHold time.Duration
+	// Limits bound what clients can make the broker hold.
+	Limits Limits
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, receives the broker's Prometheus metrics.
@@ -203,6 +205,7 @@ func (c *Config) setDefaults() error {
 	if c.MaxPullHold <= 0 {
 		c.MaxPullHold = 25 * time.Second
 	}
+	c.Limits.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -386,9 +389,12 @@ func (b *Broker) Serve(ln net.Listener) error {
 	b.mu.Lock()
 	if b.srv == nil {
 		b.srv = remoting.NewServer(remoting.ServerOptions{
-			Conn:        remoting.ConnOptions{Handler: b, Logger: b.log, IdleTimeout: 3 * b.cfg.ClientTimeout / 2},
-			Logger:      b.log,
-			OnConnClose: b.connClosed,
+			Conn: remoting.ConnOptions{Handler: b, Logger: b.log, IdleTimeout: 3 * b.cfg.ClientTimeout / 2,
+				WriteTimeout: b.cfg.Limits.WriteTimeout, MaxReplyBacklog: b.cfg.Limits.MaxReplyBacklog},
+			MaxConns:      b.cfg.Limits.MaxConns,
+			MaxConnsPerIP: b.cfg.Limits.MaxConnsPerIP,
+			Logger:        b.log,
+			OnConnClose:   b.connClosed,
 		})
 		b.wg.Add(1)
 		go b.backgroundLoop()
@@ -515,6 +521,10 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 		return
 	}
 	acct, deny := b.authorize(c, req)
+	if deny == nil && !b.admit(c) {
+		deny = remoting.NewResponse(req, remoting.RespSystemBusy, fmt.Sprintf(
+			"too many requests in flight on this connection (limit %d); retry later", b.cfg.Limits.MaxInflight))
+	}
 	if deny != nil {
 		b.inflight.Done()
 		c.Reply(deny)
@@ -523,13 +533,19 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 	h := b.handler(req.Code)
 	if h == nil {
 		b.inflight.Done()
+		b.release(c)
 		c.Reply(remoting.NewResponse(req, remoting.RespRequestCodeNotSupported,
 			fmt.Sprintf("request code %d (%s) is not supported", req.Code, remoting.RequestCodeName(req.Code))))
 		return
 	}
 	serve := func() {
 		defer b.inflight.Done()
+		defer b.release(c)
 		start := time.Now()
+		if deny := b.authorizeRecord(c, req, acct); deny != nil {
+			c.Reply(deny)
+			return
+		}
 		if resp := h(c, req); resp != nil {
 			if acct != nil && resp.Code == remoting.RespSuccess && adminChange(req.Code) {
 				b.cfg.ACL.AdminChange(req, peerAddr(c).Addr(), acct, "topic", req.Ext("topic"))

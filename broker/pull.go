@@ -100,7 +100,9 @@ func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.C
 		released = b.vis.releases(h.topic, h.queueID)
 	}
 	resp, holdable := b.pullOnce(req, &h, filter)
-	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
+	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 &&
+		b.holds.heldCount() < int64(b.cfg.Limits.MaxHeldPulls) { // past the bound: answered now, the client pulls again
+
 		wait := min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold)
 		b.holds.add(&hold{c: c, req: req, h: h, filter: filter, released: released}, wait)
 		return nil

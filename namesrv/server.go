@@ -1,6 +1,7 @@
 package namesrv
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,6 +109,10 @@ type Config struct {
 	// Failover, if set, is the failover controller the name server embeds:
 	// it answers brokers' STRATA_CONTROLLER_HEARTBEAT.
 	Failover Failover
+	// MaxConns caps the open connections (default DefaultMaxConns) and
+	// MaxConnsPerIP those from one address (DefaultMaxConnsPerIP); a
+	// connection past either is closed at once.
+	MaxConns, MaxConnsPerIP int
 	// ACL, if set, authenticates every request (RocketMQ's signed
 	// requests): route and cluster queries need any account, everything
 	// else (broker registration, controller heartbeats, configuration) an
@@ -115,6 +120,15 @@ type Config struct {
 	// loopback.
 	ACL *acl.ACL
 }
+
+// Connection limits of a name server (Config).
+const (
+	DefaultMaxConns      = 10000
+	DefaultMaxConnsPerIP = 1000
+	// maxReplyBacklog bounds the replies queued for a peer that does not
+	// read them (a route or cluster answer is small).
+	maxReplyBacklog = 16 << 20
+)
 
 // Failover is a failover controller as a name server serves it: it takes a
 // replica's heartbeat (JSON) and answers with its group's assignment
@@ -172,12 +186,15 @@ func New(cfg Config) *Server {
 	}
 	s.rs = remoting.NewServer(remoting.ServerOptions{
 		Conn: remoting.ConnOptions{
-			Handler:      remoting.HandlerFunc(s.serveRemoting),
-			IdleTimeout:  max(cfg.BrokerTimeout, minIdleTimeout),
-			WriteTimeout: writeTimeout,
+			Handler:         remoting.HandlerFunc(s.serveRemoting),
+			IdleTimeout:     max(cfg.BrokerTimeout, minIdleTimeout),
+			WriteTimeout:    writeTimeout,
+			MaxReplyBacklog: maxReplyBacklog,
 		},
-		Logger:      log,
-		OnConnClose: s.connClosed,
+		MaxConns:      cmp.Or(cfg.MaxConns, DefaultMaxConns),
+		MaxConnsPerIP: cmp.Or(cfg.MaxConnsPerIP, DefaultMaxConnsPerIP),
+		Logger:        log,
+		OnConnClose:   s.connClosed,
 	})
 	return s
 }

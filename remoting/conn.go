@@ -25,6 +25,10 @@ import (
 // errors.Is works for both.
 var ErrConnClosed = errors.New("remoting: connection closed")
 
+// ErrSlowReader closes a connection whose peer does not read its replies
+// (ConnOptions.MaxReplyBacklog).
+var ErrSlowReader = errors.New("remoting: the peer does not read its replies")
+
 // Handler serves the requests a Conn receives (frames without FlagResponse).
 //
 // ServeRemoting is called from the connection's single reader goroutine, one
@@ -67,6 +71,11 @@ type ConnOptions struct {
 	// Logger receives connection events (refused frames, handler panics at
 	// warn/error level; open/close at debug). Nil discards them.
 	Logger *slog.Logger
+	// MaxReplyBacklog bounds the reply bytes waiting while an earlier
+	// write is still blocked (a peer that sends requests but does not read
+	// the answers): past it the connection is closed with ErrSlowReader
+	// instead of buffering without limit. Zero means unlimited.
+	MaxReplyBacklog int
 	// Sign, if set, is applied to every request sent with Invoke or
 	// InvokeOneway (a process signing its own requests with its ACL
 	// credentials, see Signature).
@@ -121,7 +130,9 @@ type Conn struct {
 	// then cost a few syscalls instead of one each.
 	rmu      sync.Mutex
 	rqueue   net.Buffers // frames waiting (heads and bodies)
+	rbytes   int         // bytes in rqueue
 	rwriting bool        // a Reply is draining rqueue
+	rmax     int         // MaxReplyBacklog
 	// rfailed is set when writing replies failed: the peer is gone or
 	// stuck. Later replies fail at once, but the requests the peer sent
 	// before it went are still read and served (see replyFailed).
@@ -172,6 +183,7 @@ func newConn(nc net.Conn, opts ConnOptions) *Conn {
 		log:          log.With("remote", addrString(remote)),
 		onClose:      opts.onClose,
 		sign:         opts.Sign,
+		rmax:         opts.MaxReplyBacklog,
 		wsem:         make(chan struct{}, 1),
 		pending:      make(map[int32]chan *Command),
 		done:         make(chan struct{}),
@@ -356,8 +368,19 @@ func (c *Conn) Reply(resp *Command) error {
 	if len(resp.Body) > 0 {
 		c.rqueue = append(c.rqueue, resp.Body)
 	}
+	c.rbytes += len(head) + len(resp.Body)
 	if c.rwriting {
+		over := c.rmax > 0 && c.rbytes > c.rmax
+		if over {
+			c.rqueue, c.rbytes = nil, 0
+		}
 		c.rmu.Unlock()
+		if over {
+			c.log.Warn("remoting: closing a connection whose peer does not read its replies", "backlog_limit", c.rmax)
+			c.markClosed(ErrSlowReader)
+			_ = c.nc.Close() // unblocks the writer
+			return ErrSlowReader
+		}
 		return nil // the writer sends it; a failure closes the connection
 	}
 	c.rwriting = true
@@ -369,7 +392,7 @@ func (c *Conn) Reply(resp *Command) error {
 	c.rmu.Lock()
 	for {
 		bufs := c.rqueue
-		c.rqueue = nil
+		c.rqueue, c.rbytes = nil, 0
 		c.rmu.Unlock()
 		err = c.writeBuffers(bufs)
 		c.rmu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,9 @@ type ServerOptions struct {
 	// MaxConns caps the open connections; a connection accepted above it is
 	// closed at once. Zero means unlimited.
 	MaxConns int
+	// MaxConnsPerIP caps the open connections from one source address;
+	// above it a new connection is closed at once. Zero means unlimited.
+	MaxConnsPerIP int
 	// Logger receives server events (accept errors, refused connections).
 	// Nil discards them.
 	Logger *slog.Logger
@@ -47,6 +51,7 @@ type Server struct {
 	done      chan struct{}                  // closed by Shutdown
 	listeners map[net.Listener]chan struct{} // each closed when its Serve returns
 	conns     map[*Conn]struct{}
+	perIP     map[netip.Addr]int
 }
 
 // NewServer returns a Server; call Serve to start accepting.
@@ -64,6 +69,7 @@ func NewServer(opts ServerOptions) *Server {
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]chan struct{}),
 		conns:     make(map[*Conn]struct{}),
+		perIP:     make(map[netip.Addr]int),
 	}
 }
 
@@ -147,15 +153,41 @@ func (s *Server) accept(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
+	ip := sourceIP(nc.RemoteAddr())
+	if s.opts.MaxConnsPerIP > 0 && s.perIP[ip] >= s.opts.MaxConnsPerIP {
+		s.mu.Unlock()
+		s.log.Warn("remoting: connection limit of this source address reached; closing new connection",
+			"remote", addrString(nc.RemoteAddr()), "max_conns_per_ip", s.opts.MaxConnsPerIP)
+		_ = nc.Close()
+		return
+	}
 	s.conns[c] = struct{}{}
+	s.perIP[ip]++
 	s.mu.Unlock()
 	c.start()
+}
+
+// sourceIP is the address a connection comes from (the zero Addr if it
+// has none: every such connection counts as one source).
+func sourceIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // connClosed runs on a connection's reader goroutine after it has closed.
 func (s *Server) connClosed(c *Conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		ip := sourceIP(c.RemoteAddr())
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+	}
 	s.mu.Unlock()
 	if s.opts.OnConnClose != nil {
 		s.opts.OnConnClose(c)

@@ -55,6 +55,10 @@ type serverConfig struct {
 	Failover         string        `env:"FAILOVER"`
 	ControllerListen string        `env:"CONTROLLER_LISTEN"`
 	ControllerPeers  string        `env:"CONTROLLER_PEERS"`
+	MaxConns         int           `env:"MAX_CONNS"`
+	MaxConnsPerIP    int           `env:"MAX_CONNS_PER_IP"`
+	MaxInflight      int           `env:"MAX_INFLIGHT"`
+	MaxHeldPulls     int           `env:"MAX_HELD_PULLS"`
 	ACLFile          string        `env:"ACL_FILE"`
 	RequireAuth      bool          `env:"REQUIRE_AUTH"`
 	// AccessKey and SecretKey sign a broker's own requests; from the
@@ -89,6 +93,8 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Tier, "tier", c.Tier, "cold tier URL: file:///path, s3://bucket/prefix?endpoint=…&region=…, minio://host:port/bucket/prefix (standalone default: file://<data-dir>/tier; \"none\" disables it)")
 	fs.StringVar(&c.HotRetention, "hot-retention", c.HotRetention, "keep offloaded segments locally up to this size (10GiB), share of the disk (80%) or age (24h); 0 deletes them once offloaded")
 	fs.Var(&c.CacheSize, "cache-size", "bytes of decompressed cold blocks kept in memory")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests one connection may have being served (default 1024); more are answered SYSTEM_BUSY")
+	fs.IntVar(&c.MaxHeldPulls, "max-held-pulls", c.MaxHeldPulls, "pulls held for new messages at most (default 100000); more are answered at once")
 	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "check an unresolved transactional half message with its producer this long after it was stored")
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", c.TransactionCheckInterval, "how often unresolved transactional half messages are checked")
 }
@@ -102,6 +108,8 @@ func (c *serverConfig) controllerFlags(fs *flag.FlagSet) {
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACLFile, "acl-file", c.ACLFile, "accounts and permissions (YAML, RocketMQ plain_acl.yml fields); every request must then be signed; reloaded when it changes")
 	fs.BoolVar(&c.RequireAuth, "require-auth", c.RequireAuth, "refuse to start without --acl-file")
+	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "client connections at most (default 10000); more are closed at once")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "connections from one address at most (default 1000)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of /metrics and /healthz")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 }
@@ -179,6 +187,7 @@ func (c *serverConfig) brokerConfig(ctx context.Context, log *slog.Logger, reg p
 		TransactionTimeout: c.TransactionTimeout, TransactionCheckInterval: c.TransactionCheckInterval,
 		HAListen: c.HAListen, HAAdvertise: c.HAAdvertise, Replication: c.Replication, MinInSyncReplicas: c.MinInsync, ReplicateFrom: c.ReplicateFrom,
 		Failover: c.Failover == "on",
+		Limits:   broker.Limits{MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP, MaxInflight: c.MaxInflight, MaxHeldPulls: c.MaxHeldPulls},
 		Store:    store.Config{SegmentSize: int64(c.SegmentSize), Flush: flush, SegmentMaxAge: c.SegmentMaxAge},
 	}
 	tierURL := c.Tier
@@ -278,7 +287,7 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 		if err != nil {
 			return err
 		}
-		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log, ACL: acls}
+		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log, ACL: acls, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP}
 		if ctl != nil {
 			defer ctl.Close()
 			nc.Failover = failoverHandler{ctl}
