@@ -35,7 +35,7 @@ func (b *Broker) sign(req *remoting.Command) {
 // dialOptions are the options of the broker's own connections (to name
 // servers and its leader).
 func (b *Broker) dialOptions() remoting.ConnOptions {
-	return remoting.ConnOptions{Sign: b.sign, Logger: b.log}
+	return remoting.ConnOptions{Sign: b.sign, Logger: b.log, TLS: b.cfg.ClientTLS}
 }
 
 // need is one permission a request needs.

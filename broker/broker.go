@@ -5,6 +5,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +106,11 @@ type Config struct {
 	MaxPullHold time.Duration
 	// Limits bound what clients can make the broker hold.
 	Limits Limits
+	// TLS, if set, makes the client and replication ports TLS-only.
+	TLS *tls.Config
+	// ClientTLS, if set, is used for the broker's own connections: to the
+	// name servers, and a follower's or reader's to its leader.
+	ClientTLS *tls.Config
 	// Logger receives the broker's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Metrics, if set, receives the broker's Prometheus metrics.
@@ -356,6 +362,9 @@ func (b *Broker) Start(ctx context.Context) (net.Addr, error) {
 	ln, err := lc.Listen(ctx, "tcp", b.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	if b.cfg.TLS != nil {
+		ln = tls.NewListener(ln, b.cfg.TLS)
 	}
 	if b.cfg.AdvertiseAddr == "" {
 		// With port 0 the advertised port is the bound one.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -122,6 +123,9 @@ func (b *Broker) startReplication(ctx context.Context) error {
 		// Followers reach the replication port on the advertised host.
 		adv = netip.AddrPortFrom(host, adv.Port())
 	}
+	if b.cfg.TLS != nil {
+		ln = tls.NewListener(ln, b.cfg.TLS)
+	}
 	b.repl.ln, b.repl.addr = ln, adv.String()
 	if b.cfg.HAAdvertise != "" {
 		b.repl.addr = b.cfg.HAAdvertise
@@ -157,7 +161,7 @@ func (b *Broker) startFollower() {
 	}
 	f := ha.NewFollower(ha.FollowerConfig{
 		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
-		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger,
+		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS,
 		Leader: func() string {
 			if p := b.repl.leaderHA.Load(); p != nil {
 				return *p

@@ -104,4 +104,3 @@ func hide(secret string) string {
 	}
 	return redacted
 }
-

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,6 +81,9 @@ func New(opts ...Opt) (*Client, error) {
 		return nil, err
 	}
 	e.applyClient(&c)
+	if c.tls, err = e.tlsConfig(); err != nil {
+		return nil, err
+	}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -216,8 +220,15 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if c.cfg.dial != nil {
 		return c.cfg.dial(ctx, addr)
 	}
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if c.cfg.tls != nil {
+		d := tls.Dialer{Config: c.cfg.tls}
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

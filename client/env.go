@@ -1,7 +1,10 @@
 package client
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -25,6 +28,41 @@ type envCfg struct {
 	AccessKey      *string        `env:"ACCESS_KEY"`
 	SecretKey      *string        `env:"SECRET_KEY"`
 	SecurityToken  *string        `env:"SECURITY_TOKEN"`
+	TLS            *string        `env:"TLS"`
+	TLSCA          *string        `env:"TLS_CA"`
+}
+
+// tlsConfig is the TLS configuration STRATA_TLS and STRATA_TLS_CA ask for,
+// nil for none.
+func (e *envCfg) tlsConfig() (*tls.Config, error) {
+	mode := ""
+	if e.TLS != nil {
+		mode = *e.TLS
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch mode {
+	case "", "off":
+		if e.TLSCA == nil || *e.TLSCA == "" {
+			return nil, nil
+		}
+	case "on":
+	case "insecure":
+		c.InsecureSkipVerify = true
+		return c, nil
+	default:
+		return nil, fmt.Errorf("client: %sTLS %q: on, insecure or off", EnvPrefix, mode)
+	}
+	if e.TLSCA != nil && *e.TLSCA != "" {
+		pem, err := os.ReadFile(*e.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("client: %sTLS_CA: %w", EnvPrefix, err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client: %sTLS_CA: %s holds no PEM certificate", EnvPrefix, *e.TLSCA)
+		}
+	}
+	return c, nil
 }
 
 func readEnv() (envCfg, error) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,7 @@ type cfg struct {
 	idleConnTimeout time.Duration
 	log             *slog.Logger
 	creds           Credentials
+	tls             *tls.Config // nil: plain TCP
 	// dial opens a TCP connection; tests replace it. Nil: net.Dialer.
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
@@ -127,6 +129,14 @@ func Logger(l *slog.Logger) Opt { return clientOpt(func(c *cfg) { c.log = l }) }
 // ("10.0.0.7@1#9f3a0c1e"), so that processes sharing a pid and an address
 // (serverless sandboxes behind NAT) still differ.
 func ClientID(id string) Opt { return clientOpt(func(c *cfg) { c.clientID = id }) }
+
+// WithTLS makes the client connect to name servers and brokers over TLS
+// with tc (rocketmq-client-go's WithTls, with verification: set RootCAs
+// for a private CA). Default: the environment's STRATA_TLS ("on": the
+// system's roots; "insecure": no verification, as rocketmq-client-go
+// does) or STRATA_TLS_CA (a PEM file of the CA that signs the servers'
+// certificates), else plain TCP.
+func WithTLS(tc *tls.Config) Opt { return clientOpt(func(c *cfg) { c.tls = tc }) }
 
 // WithCredentials makes the client sign every request with RocketMQ ACL
 // credentials (access key, HMAC-SHA1 signature; see Credentials), for

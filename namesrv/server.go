@@ -1,6 +1,7 @@
 package namesrv
 
 import (
+	"crypto/tls"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -109,6 +110,8 @@ type Config struct {
 	// Failover, if set, is the failover controller the name server embeds:
 	// it answers brokers' STRATA_CONTROLLER_HEARTBEAT.
 	Failover Failover
+	// TLS, if set, makes the port TLS-only.
+	TLS *tls.Config
 	// MaxConns caps the open connections (default DefaultMaxConns) and
 	// MaxConnsPerIP those from one address (DefaultMaxConnsPerIP); a
 	// connection past either is closed at once.
@@ -224,6 +227,9 @@ func (s *Server) Start(ctx context.Context) (net.Addr, error) {
 		s.mu.Unlock()
 		close(done)
 		return nil, fmt.Errorf("namesrv: listen on %s: %w", s.cfg.Listen, err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
 	s.log.Info("namesrv: listening", "addr", ln.Addr().String(),
 		"broker_timeout", s.cfg.BrokerTimeout, "scan_interval", s.cfg.ScanInterval)

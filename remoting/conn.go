@@ -1,6 +1,7 @@
 package remoting
 
 import (
+	"crypto/tls"
 	"bufio"
 	"bytes"
 	"context"
@@ -76,6 +77,8 @@ type ConnOptions struct {
 	// the answers): past it the connection is closed with ErrSlowReader
 	// instead of buffering without limit. Zero means unlimited.
 	MaxReplyBacklog int
+	// TLS, if set, makes Dial open a TLS connection with it.
+	TLS *tls.Config
 	// Sign, if set, is applied to every request sent with Invoke or
 	// InvokeOneway (a process signing its own requests with its ACL
 	// credentials, see Signature).
@@ -203,8 +206,15 @@ func (c *Conn) start() { go c.readLoop() }
 // Dial connects to addr over TCP and returns a Conn for it. ctx bounds the
 // connection attempt only.
 func Dial(ctx context.Context, addr string, opts ConnOptions) (*Conn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if opts.TLS != nil {
+		d := tls.Dialer{Config: opts.TLS}
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("remoting: %w", err)
 	}

@@ -1,6 +1,7 @@
 package ha
 
 import (
+	"crypto/tls"
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -57,6 +58,8 @@ type FollowerConfig struct {
 	// the broker rebuilds its log from the cold tier, which holds that
 	// range, and starts a new Follower. Otherwise Run keeps retrying.
 	Behind func() bool
+	// TLS, if set, makes the follower dial its leader with it.
+	TLS *tls.Config
 	// Logger receives the follower's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -142,8 +145,15 @@ type pendingAck struct {
 
 // session is one connection to the leader.
 func (f *Follower) session(ctx context.Context, addr string) error {
-	d := net.Dialer{Timeout: 3 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	var c net.Conn
+	var err error
+	if f.cfg.TLS != nil {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 3 * time.Second}, Config: f.cfg.TLS}
+		c, err = d.DialContext(ctx, "tcp", addr)
+	} else {
+		d := net.Dialer{Timeout: 3 * time.Second}
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}

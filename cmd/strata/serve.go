@@ -22,6 +22,7 @@ import (
 
 	"github.com/strata-mq/strata/broker"
 	"github.com/strata-mq/strata/broker/store"
+	"github.com/strata-mq/strata/internal/tlsconf"
 	"github.com/strata-mq/strata/namesrv"
 	"github.com/strata-mq/strata/tier/storeurl"
 )
@@ -59,6 +60,10 @@ type serverConfig struct {
 	MaxConnsPerIP    int           `env:"MAX_CONNS_PER_IP"`
 	MaxInflight      int           `env:"MAX_INFLIGHT"`
 	MaxHeldPulls     int           `env:"MAX_HELD_PULLS"`
+	TLSCert          string        `env:"TLS_CERT"`
+	TLSKey           string        `env:"TLS_KEY"`
+	TLSCA            string        `env:"TLS_CA"`
+	TLSClientAuth    bool          `env:"TLS_CLIENT_AUTH"`
 	ACLFile          string        `env:"ACL_FILE"`
 	RequireAuth      bool          `env:"REQUIRE_AUTH"`
 	// AccessKey and SecretKey sign a broker's own requests; from the
@@ -108,6 +113,10 @@ func (c *serverConfig) controllerFlags(fs *flag.FlagSet) {
 func (c *serverConfig) commonFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ACLFile, "acl-file", c.ACLFile, "accounts and permissions (YAML, RocketMQ plain_acl.yml fields); every request must then be signed; reloaded when it changes")
 	fs.BoolVar(&c.RequireAuth, "require-auth", c.RequireAuth, "refuse to start without --acl-file")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain: the client, name-server and replication ports take TLS only (reloaded when the file changes)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "PEM CA certificates: verify the servers this process connects to (default: the system's roots) and, with --tls-client-auth, the clients")
+	fs.BoolVar(&c.TLSClientAuth, "tls-client-auth", c.TLSClientAuth, "require client certificates signed by --tls-ca (mutual TLS)")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "client connections at most (default 10000); more are closed at once")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "connections from one address at most (default 1000)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of /metrics and /healthz")
@@ -281,6 +290,15 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 		go func() { defer close(done); acls.Run(actx, 0) }()
 		defer func() { stop(); <-done }()
 	}
+	var tlsl *tlsconf.Loader
+	if c.TLSCert != "" || c.TLSKey != "" {
+		if tlsl, err = tlsconf.Load(tlsconf.Files{CertFile: c.TLSCert, KeyFile: c.TLSKey, CAFile: c.TLSCA, ClientAuth: c.TLSClientAuth}, log); err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		log.Info("TLS on", "cert", c.TLSCert, "client_auth", c.TLSClientAuth)
+	} else if c.TLSClientAuth {
+		return errors.New("--tls-client-auth needs --tls-cert and --tls-key")
+	}
 	var ns *namesrv.Server
 	if withNamesrv {
 		ctl, err := openController(c, log)
@@ -288,6 +306,9 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 			return err
 		}
 		nc := namesrv.Config{Listen: c.NamesrvListen, Logger: log, ACL: acls, MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP}
+		if tlsl != nil {
+			nc.TLS = tlsl.Server()
+		}
 		if ctl != nil {
 			defer ctl.Close()
 			nc.Failover = failoverHandler{ctl}
@@ -314,6 +335,9 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 			return err
 		}
 		bc.ACL, bc.Credentials = acls, brokerCredentials(c, acls, log)
+		if tlsl != nil {
+			bc.TLS, bc.ClientTLS = tlsl.Server(), tlsl.Client()
+		}
 		if b, err = startBroker(ctx, bc, &brokerReg); err != nil {
 			shutdownAll(ns, nil, log)
 			return err
