@@ -144,26 +144,47 @@ func (a *ACL) AdminCredentials() (accessKey, secretKey string, ok bool) {
 // goes to the audit log.
 func (a *ACL) Authenticate(req *remoting.Command, remote netip.Addr) (*Account, error) {
 	ak := req.ExtFields[remoting.FieldAccessKey]
-	sig := req.ExtFields[remoting.FieldSignature]
-	var why string
+	acct, why := a.verify(ak, req.ExtFields[remoting.FieldSignature], req.ExtFields, req.Body)
+	if why == "" && !acct.allowsSource(remote) {
+		why = "source address not allowed for this account"
+	}
+	if why != "" {
+		a.Denied(req, remote, ak, why)
+		return nil, ErrDenied
+	}
+	return acct, nil
+}
+
+// AuthenticateAdmin checks a signature over fields made with an admin
+// account's secret (a follower's hello on the replication port). Every
+// failure is ErrDenied, audited with what.
+func (a *ACL) AuthenticateAdmin(accessKey, signature string, fields map[string]string, what string) error {
+	acct, why := a.verify(accessKey, signature, fields, nil)
+	if why == "" && !acct.Admin() {
+		why = "needs an admin account"
+	}
+	if why != "" {
+		a.audit.Warn("request denied", "access_key", accessKey, "request", what, "reason", why)
+		return ErrDenied
+	}
+	return nil
+}
+
+// verify checks a signature; it returns the account, or why it failed.
+func (a *ACL) verify(ak, sig string, fields map[string]string, body []byte) (*Account, string) {
 	acct := a.cur.Load().accounts[ak]
 	switch {
 	case ak == "" || sig == "":
-		why = "unsigned request"
+		return nil, "unsigned request"
 	case acct == nil:
-		why = "unknown access key"
 		// Spend the same work as a known key, so timing does not tell
 		// which keys exist.
-		remoting.VerifySignature(ak, "unknown-key-secret", req.ExtFields, req.Body, sig)
-	case !remoting.VerifySignature(ak, acct.secretKey, req.ExtFields, req.Body, sig):
-		why = "bad signature"
-	case !acct.allowsSource(remote):
-		why = "source address not allowed for this account"
-	default:
-		return acct, nil
+		remoting.VerifySignature(ak, "unknown-key-secret", fields, body, sig)
+		return nil, "unknown access key"
+	case !remoting.VerifySignature(ak, acct.secretKey, fields, body, sig):
+		return nil, "bad signature"
 	}
-	a.Denied(req, remote, ak, why)
-	return nil, ErrDenied
+	return acct, ""
 }
 
 // Denied records a refused request in the audit log.

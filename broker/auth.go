@@ -32,6 +32,30 @@ func (b *Broker) sign(req *remoting.Command) {
 	req.ExtFields[remoting.FieldAccessKey] = cr.AccessKey
 }
 
+// authenticateFollower is the replication port's check of a follower's
+// hello when ACLs are on: signed by an admin account (followers copy every
+// topic). Nil without an ACL.
+func (b *Broker) authenticateFollower() func(accessKey, signature string, fields map[string]string) error {
+	if b.cfg.ACL == nil {
+		return nil
+	}
+	return func(accessKey, signature string, fields map[string]string) error {
+		return b.cfg.ACL.AuthenticateAdmin(accessKey, signature, fields, "replication hello")
+	}
+}
+
+// signHello signs a follower's hello with the broker's credentials; nil
+// without them.
+func (b *Broker) signHello() func(fields map[string]string) (string, string) {
+	cr := b.cfg.Credentials
+	if cr.AccessKey == "" || cr.SecretKey == "" {
+		return nil
+	}
+	return func(fields map[string]string) (string, string) {
+		return cr.AccessKey, remoting.Signature(cr.AccessKey, cr.SecretKey, fields, nil)
+	}
+}
+
 // dialOptions are the options of the broker's own connections (to name
 // servers and its leader).
 func (b *Broker) dialOptions() remoting.ConnOptions {

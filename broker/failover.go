@@ -274,7 +274,7 @@ func (b *Broker) follow(haAddr string) {
 	b.repl.leaderHA.Store(&haAddr)
 	f := ha.NewFollower(ha.FollowerConfig{
 		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
-		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS,
+		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS, Sign: b.signHello(),
 		Leader:  func() string { return haAddr },
 		History: func() ha.History { return *b.fo.history.Load() },
 		SetHistory: func(h ha.History) error {

@@ -133,7 +133,8 @@ func (b *Broker) startReplication(ctx context.Context) error {
 	b.repl.leader = ha.NewLeader(ha.LeaderConfig{
 		BrokerName: b.cfg.BrokerName, Log: b.store, MinInSync: b.cfg.MinInSyncReplicas,
 		MaxLag: b.cfg.ReplicaMaxLag, ChunkSize: b.cfg.MaxMessageSize + 256<<10, Logger: b.cfg.Logger,
-		Standby: b.cfg.Failover, // the controller says when to lead
+		Standby:      b.cfg.Failover, // the controller says when to lead
+		Authenticate: b.authenticateFollower(),
 	})
 	sctx, cancel := context.WithCancel(context.Background())
 	b.repl.cancel = cancel
@@ -161,7 +162,7 @@ func (b *Broker) startFollower() {
 	}
 	f := ha.NewFollower(ha.FollowerConfig{
 		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
-		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS,
+		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS, Sign: b.signHello(),
 		Leader: func() string {
 			if p := b.repl.leaderHA.Load(); p != nil {
 				return *p

@@ -322,7 +322,11 @@ func newUniqID() string {
 // peerAddr returns the connection's remote address (the message's born
 // host), or an empty one.
 func peerAddr(c *remoting.Conn) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	ra := c.RemoteAddr()
+	if ra == nil {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	ap, err := netip.ParseAddrPort(ra.String())
 	if err != nil {
 		return netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
 	}

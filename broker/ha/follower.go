@@ -60,6 +60,9 @@ type FollowerConfig struct {
 	Behind func() bool
 	// TLS, if set, makes the follower dial its leader with it.
 	TLS *tls.Config
+	// Sign, if set, returns the access key and signature of a hello's
+	// fields, for a leader that checks ACLs.
+	Sign func(fields map[string]string) (accessKey, signature string)
 	// Logger receives the follower's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -168,6 +171,9 @@ func (f *Follower) session(ctx context.Context, addr string) error {
 	}
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	h := hello{name: f.cfg.BrokerName, id: f.cfg.BrokerID, segmentSize: lg.SegmentSize(), end: end, epoch: epoch, empty: lg.LogStart() >= end}
+	if f.cfg.Sign != nil {
+		h.accessKey, h.signature = f.cfg.Sign(h.fields())
+	}
 	if _, err := c.Write(h.encode()); err != nil {
 		return fmt.Errorf("ha: send hello: %w", err)
 	}

@@ -53,6 +53,10 @@ type LeaderConfig struct {
 	// (a replica under a failover controller). Without it the Leader leads
 	// epoch 0 with no history: classic leader/follower without failover.
 	Standby bool
+	// Authenticate, if set, checks a follower's access key and the
+	// signature of its hello (over the fields given); a follower that
+	// does not pass is refused with "access denied".
+	Authenticate func(accessKey, signature string, fields map[string]string) error
 	// Logger receives the leader's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -267,6 +271,8 @@ func (l *Leader) admit(h hello) answer {
 	l.mu.Unlock()
 	a := answer{start: h.end, end: end, epoch: epoch, history: history}
 	switch {
+	case l.cfg.Authenticate != nil && l.cfg.Authenticate(h.accessKey, h.signature, h.fields()) != nil:
+		a = answer{status: statusDenied, msg: "access denied"}
 	case !leading:
 		a.status, a.msg = statusNotLeader, "this broker is not the group's leader"
 	case h.name != l.cfg.BrokerName:

@@ -30,6 +30,7 @@ const (
 	statusNotLeader
 	statusTruncate
 	statusStale
+	statusDenied
 )
 
 // ErrProtocol is a peer's violation of the replication protocol.
@@ -46,17 +47,37 @@ type hello struct {
 	// e.g. rebuilt from the cold tier), so it has nothing that can have
 	// diverged from the leader's.
 	empty bool
+	// accessKey and signature authenticate the follower when the leader
+	// checks ACLs: the signature (remoting.Signature) is over fields().
+	accessKey, signature string
 }
 
-// helloEmpty is the hello flag (byte 5) of a follower whose log is empty.
-const helloEmpty = 1
+// Hello flags (byte 5).
+const (
+	helloEmpty = 1 // the follower's log is empty
+	helloAuth  = 2 // an access key and a signature follow the name
+	helloFlags = helloEmpty | helloAuth
+	// maxAuthField bounds the access key and the signature.
+	maxAuthField = 255
+)
+
+// fields are what a hello's signature covers.
+func (h hello) fields() map[string]string {
+	return map[string]string{
+		"brokerName": h.name, "brokerId": fmt.Sprint(h.id), "segmentSize": fmt.Sprint(h.segmentSize),
+		"logEnd": fmt.Sprint(h.end), "epoch": fmt.Sprint(h.epoch),
+	}
+}
 
 func (h hello) encode() []byte {
-	b := make([]byte, helloLen+len(h.name))
+	b := make([]byte, helloLen+len(h.name), helloLen+len(h.name)+4+len(h.accessKey)+len(h.signature))
 	copy(b, magic)
 	b[4] = version
 	if h.empty {
-		b[5] = helloEmpty
+		b[5] |= helloEmpty
+	}
+	if h.accessKey != "" {
+		b[5] |= helloAuth
 	}
 	binary.BigEndian.PutUint16(b[6:], uint16(len(h.name)))
 	binary.BigEndian.PutUint64(b[8:], uint64(h.id))
@@ -64,6 +85,12 @@ func (h hello) encode() []byte {
 	binary.BigEndian.PutUint64(b[24:], uint64(h.end))
 	binary.BigEndian.PutUint64(b[32:], uint64(h.epoch))
 	copy(b[helloLen:], h.name)
+	if h.accessKey != "" {
+		for _, f := range []string{h.accessKey, h.signature} {
+			b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+			b = append(b, f...)
+		}
+	}
 	return b
 }
 
@@ -83,6 +110,23 @@ func readHello(r io.Reader) (hello, error) {
 		return hello{}, fmt.Errorf("ha: read hello: %w", err)
 	}
 	h.name = string(name)
+	if b[5]&helloAuth != 0 {
+		for _, f := range []*string{&h.accessKey, &h.signature} {
+			var n [2]byte
+			if _, err := io.ReadFull(r, n[:]); err != nil {
+				return hello{}, fmt.Errorf("ha: read hello: %w", err)
+			}
+			l := int(binary.BigEndian.Uint16(n[:]))
+			if l == 0 || l > maxAuthField {
+				return hello{}, fmt.Errorf("%w: hello credential field of %d bytes", ErrProtocol, l)
+			}
+			v := make([]byte, l)
+			if _, err := io.ReadFull(r, v); err != nil {
+				return hello{}, fmt.Errorf("ha: read hello: %w", err)
+			}
+			*f = string(v)
+		}
+	}
 	return h, nil
 }
 
@@ -103,7 +147,7 @@ func parseHello(b []byte) (hello, int, error) {
 		empty:       b[5]&helloEmpty != 0,
 	}
 	switch {
-	case b[5]&^helloEmpty != 0:
+	case b[5]&^helloFlags != 0:
 		return h, 0, fmt.Errorf("%w: unknown hello flags %#x", ErrProtocol, b[5])
 	case n == 0 || n > maxName:
 		return h, 0, fmt.Errorf("%w: broker name of %d bytes", ErrProtocol, n)

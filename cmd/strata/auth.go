@@ -18,12 +18,17 @@ func openACL(c serverConfig, log *slog.Logger, listens ...string) (*acl.ACL, err
 		if c.RequireAuth {
 			return nil, errors.New("--require-auth: no --acl-file; refusing to start without authentication")
 		}
+		exposed := false
 		for _, l := range listens {
 			if !loopbackListen(l) {
+				exposed = true
 				log.Warn("authentication is off and this address is reachable from other machines: anyone who can connect may "+
 					"send, consume and query (topic and configuration changes are refused from non-loopback peers); "+
 					"set --acl-file (and --require-auth to insist)", "listen", l)
 			}
+		}
+		if !exposed {
+			log.Warn("authentication is off (loopback only: processes on this machine may send, consume and administer); set --acl-file to require it")
 		}
 		return nil, nil
 	}
