@@ -19,6 +19,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type Config struct {
 	// answered heartbeat (default 2s); it must be shorter than
 	// ElectionTimeout.
 	ElectionTimeout, LeaseTimeout time.Duration
+	// ServerTLS and ClientTLS, if set, make the raft peers talk TLS:
+	// ServerTLS accepts peers (it should require their certificates, so
+	// that only controllers join), ClientTLS dials them.
+	ServerTLS, ClientTLS *tls.Config
 	// Logger default slog.Default().
 	Logger *slog.Logger
 }
@@ -243,6 +248,7 @@ func Open(cfg Config) (*Controller, error) {
 		return fail(fmt.Errorf("controller: %w", err), store.Close)
 	}
 	stream := newTCPStream(ln, stringAddr(cfg.Advertise))
+	stream.srvTLS, stream.cliTLS = cfg.ServerTLS, cfg.ClientTLS
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 3,

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strings"
@@ -20,6 +21,8 @@ import (
 type tcpStream struct {
 	ln        net.Listener
 	advertise net.Addr
+	// srvTLS and cliTLS, if set, wrap accepted and dialled connections.
+	srvTLS, cliTLS *tls.Config
 
 	mu     sync.Mutex
 	closed bool
@@ -50,6 +53,20 @@ func (s *tcpStream) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
+	if s.cliTLS != nil {
+		host, _, _ := net.SplitHostPort(string(address))
+		cfg := s.cliTLS.Clone()
+		cfg.ServerName = host
+		tc := tls.Client(c, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
 	return s.track(c)
 }
 
@@ -58,6 +75,9 @@ func (s *tcpStream) Accept() (net.Conn, error) {
 	c, err := s.ln.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if s.srvTLS != nil {
+		c = tls.Server(c, s.srvTLS) // the handshake runs at the first read
 	}
 	return s.track(c)
 }

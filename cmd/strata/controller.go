@@ -8,18 +8,28 @@ import (
 	"path/filepath"
 
 	"github.com/strata-mq/strata/controller"
+	"github.com/strata-mq/strata/internal/tlsconf"
 )
 
 // openController starts the failover controller a name server embeds, when
 // --controller-listen is set.
-func openController(c serverConfig, log *slog.Logger) (*controller.Controller, error) {
+func openController(c serverConfig, tlsl *tlsconf.Loader, log *slog.Logger) (*controller.Controller, error) {
 	if c.ControllerListen == "" {
 		return nil, nil
 	}
-	ctl, err := controller.Open(controller.Config{
+	cc := controller.Config{
 		Bind: c.ControllerListen, Peers: splitAddrs(c.ControllerPeers),
 		Dir: filepath.Join(c.DataDir, "controller"), Logger: log,
-	})
+	}
+	if tlsl != nil {
+		// Only controllers may join the raft group: mutual TLS.
+		srv, err := tlsl.Peers()
+		if err != nil {
+			return nil, fmt.Errorf("failover controller over TLS: the raft peers authenticate each other with --tls-ca: %w", err)
+		}
+		cc.ServerTLS, cc.ClientTLS = srv, tlsl.Client()
+	}
+	ctl, err := controller.Open(cc)
 	if err != nil {
 		return nil, fmt.Errorf("failover controller: %w", err)
 	}

@@ -301,7 +301,7 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 	}
 	var ns *namesrv.Server
 	if withNamesrv {
-		ctl, err := openController(c, log)
+		ctl, err := openController(c, tlsl, log)
 		if err != nil {
 			return err
 		}

@@ -128,13 +128,25 @@ func (l *Loader) current() (*tls.Certificate, *x509.CertPool) {
 }
 
 // Server returns the configuration of a listening port.
-func (l *Loader) Server() *tls.Config {
+func (l *Loader) Server() *tls.Config { return l.server(l.files.ClientAuth) }
+
+// Peers returns the configuration of a port only peers may use (the
+// controllers' raft port): clients must present a certificate signed by
+// CAFile, whatever ClientAuth says. It fails without a CAFile.
+func (l *Loader) Peers() (*tls.Config, error) {
+	if l.files.CAFile == "" {
+		return nil, errors.New("tlsconf: peers are verified against a CA file: set it")
+	}
+	return l.server(true), nil
+}
+
+func (l *Loader) server(clientAuth bool) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			cert, pool := l.current()
 			c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*cert}}
-			if l.files.ClientAuth {
+			if clientAuth {
 				c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, pool
 			}
 			return c, nil
