@@ -284,6 +284,10 @@ func serve(ctx context.Context, c serverConfig, stderr io.Writer, withNamesrv, w
 	if err != nil {
 		return err
 	}
+	if c.HTTPListen != "" && !loopbackListen(c.HTTPListen) {
+		log.Warn("the HTTP port (/metrics, /healthz, /debug/pprof) takes no authentication and is reachable from other machines; "+
+			"keep it on a private network", "http_listen", c.HTTPListen)
+	}
 	if acls != nil {
 		actx, stop := context.WithCancel(context.Background())
 		done := make(chan struct{})
