@@ -35,6 +35,7 @@ locals {
   controller_peers = var.failover ? [for ip in local.namesrvs : "${ip}:${var.controller_port}"] : []
 
   namesrv_addresses = [for ip in local.namesrvs : "${ip}:${var.namesrv_port}"]
+  security_files    = compact([var.acl_file, var.tls_cert_file, var.tls_key_file, var.tls_ca_file])
   tier_url          = "minio://${var.minio_endpoint}/${var.minio_bucket}${var.minio_prefix == "" ? "" : "/${var.minio_prefix}"}${var.minio_secure ? "?secure=true" : ""}"
 }
 
@@ -81,6 +82,19 @@ module "node" {
   binary_url    = var.binary_url
   binary_sha256 = var.binary_sha256
   config_dir    = var.config_dir
+
+  # Security: paths of files of yours on every host, and limits (the broker
+  # limits are not rendered for name servers).
+  acl_file         = var.acl_file
+  require_auth     = var.require_auth
+  tls_cert_file    = var.tls_cert_file
+  tls_key_file     = var.tls_key_file
+  tls_ca_file      = var.tls_ca_file
+  tls_client_auth  = var.tls_client_auth
+  max_conns        = var.max_conns
+  max_conns_per_ip = var.max_conns_per_ip
+  max_inflight     = var.max_inflight
+  max_held_pulls   = var.max_held_pulls
 }
 
 locals {
@@ -103,6 +117,8 @@ locals {
     !local.uses_tier[ip] ? [] : [
       "[ -f '${var.credentials_env_file}' ] || echo 'warning: ${var.credentials_env_file} is missing: create it (root, mode 0600) with MINIO_ACCESS_KEY=... and MINIO_SECRET_KEY=...' >&2",
     ],
+    # The ACL and TLS files are the operator's: only checked for.
+    [for f in local.security_files : "[ -f '${f}' ] || echo 'warning: ${f} is missing: put it there (readable by the strata user) before the service starts' >&2"],
     [
       "systemctl daemon-reload",
       "systemctl enable '${n.unit_name}'",

@@ -62,7 +62,7 @@ variable "minio_secure" {
 }
 
 variable "credentials_env_file" {
-  description = "On each host that uses MinIO (every broker, follower, reader and standalone node: all but the name servers), the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines. Never rendered by Terraform."
+  description = "On each host that uses MinIO (every broker, follower, reader and standalone node: all but the name servers), the root-owned (mode 0600) file you create with the MinIO access key: MINIO_ACCESS_KEY=… and MINIO_SECRET_KEY=… lines, and, with acl_file, optionally STRATA_ACCESS_KEY=… and STRATA_SECRET_KEY=… (the account the broker signs its own requests with; default: the ACL file's first admin). Never rendered by Terraform."
   type        = string
   default     = "/etc/strata/credentials.env"
 }
@@ -175,7 +175,7 @@ variable "config_dir" {
 }
 
 variable "auto_create_topics" {
-  description = "Create topics on their first send. On by default: until Strata has ACLs, topic administration (`strata admin topic create`) is accepted from a broker's loopback only, which a multi-host cluster's brokers never see."
+  description = "Create topics on their first send. On by default: without acl_file, topic administration (`strata admin topic create`) is accepted from a broker's loopback only, which a multi-host cluster's brokers never see. With acl_file, an admin account administers topics from anywhere (STRATA_ACCESS_KEY/STRATA_SECRET_KEY), so you may turn it off."
   type        = bool
   default     = true
 }
@@ -208,4 +208,68 @@ variable "cache_size" {
   description = "Memory for decompressed cold blocks per broker and reader."
   type        = string
   default     = "512MiB"
+}
+
+# ---------------------------------------------------------------------------
+# Security (see ../../modules/strata-node, "Security"): paths on every host,
+# the same on each; Terraform never renders the files' content.
+
+variable "acl_file" {
+  description = "Path on every host of the accounts file (Strata's --acl-file; YAML, RocketMQ plain_acl.yml fields), the same file on each: every request must then be signed, and brokers sign their own with its first admin account (or STRATA_ACCESS_KEY/STRATA_SECRET_KEY from credentials_env_file). It holds secret keys: create it yourself (root:strata, mode 0640). null: authentication off."
+  type        = string
+  default     = null
+}
+
+variable "require_auth" {
+  description = "Every node refuses to start without the ACL file (Strata's --require-auth). Needs acl_file."
+  type        = bool
+  default     = false
+}
+
+variable "tls_cert_file" {
+  description = "Path on every host of its own PEM certificate chain (Strata's --tls-cert), which must name the host's address (an IP SAN: the hosts are dialled by address): client, name-server and replication ports take TLS only. Needs tls_key_file. null: no TLS."
+  type        = string
+  default     = null
+}
+
+variable "tls_key_file" {
+  description = "Path on every host of the private key of its certificate (Strata's --tls-key). A secret: create it yourself (root:strata, mode 0640)."
+  type        = string
+  default     = null
+}
+
+variable "tls_ca_file" {
+  description = "Path on every host of the PEM CA certificates (Strata's --tls-ca) the hosts verify each other (and, with tls_client_auth, clients) with; null: the system's roots. Only with TLS on; required with TLS and failover (the controller's raft port uses mutual TLS)."
+  type        = string
+  default     = null
+}
+
+variable "tls_client_auth" {
+  description = "Require client certificates signed by tls_ca_file (Strata's --tls-client-auth): mutual TLS. Needs TLS on and tls_ca_file."
+  type        = bool
+  default     = false
+}
+
+variable "max_conns" {
+  description = "Client connections each node accepts at most (Strata's --max-conns); null: Strata's default (10000)."
+  type        = number
+  default     = null
+}
+
+variable "max_conns_per_ip" {
+  description = "Connections from one address each node accepts at most (Strata's --max-conns-per-ip); null: Strata's default (1000)."
+  type        = number
+  default     = null
+}
+
+variable "max_inflight" {
+  description = "Requests one connection may have being served by a broker, follower, reader or standalone node (Strata's --max-inflight); null: Strata's default (1024). Name servers do not use it."
+  type        = number
+  default     = null
+}
+
+variable "max_held_pulls" {
+  description = "Pulls a broker, follower, reader or standalone node holds for new messages at most (Strata's --max-held-pulls); null: Strata's default (100000). Name servers do not use it."
+  type        = number
+  default     = null
 }

@@ -75,6 +75,17 @@ module "namesrv" {
   allow_http_listen_any = local.admin_open # only the admin CIDRs reach it (security group)
   binary_url            = var.binary_url
   binary_sha256         = var.binary_sha256
+
+  acl_file         = var.acl_file
+  require_auth     = var.require_auth
+  tls_cert_file    = var.tls_cert_file
+  tls_key_file     = var.tls_key_file
+  tls_ca_file      = var.tls_ca_file
+  tls_client_auth  = var.tls_client_auth
+  max_conns        = var.max_conns
+  max_conns_per_ip = var.max_conns_per_ip
+  max_inflight     = var.max_inflight # not rendered for a name server
+  max_held_pulls   = var.max_held_pulls
 }
 
 module "broker" {
@@ -104,6 +115,18 @@ module "broker" {
   failover              = var.failover
   binary_url            = var.binary_url
   binary_sha256         = var.binary_sha256
+
+  acl_file             = var.acl_file
+  require_auth         = var.require_auth
+  tls_cert_file        = var.tls_cert_file
+  tls_key_file         = var.tls_key_file
+  tls_ca_file          = var.tls_ca_file
+  tls_client_auth      = var.tls_client_auth
+  max_conns            = var.max_conns
+  max_conns_per_ip     = var.max_conns_per_ip
+  max_inflight         = var.max_inflight
+  max_held_pulls       = var.max_held_pulls
+  credentials_env_file = var.credentials_env_file
 }
 
 # Followers: the leader's log settings (segment size and flush must match),
@@ -139,6 +162,18 @@ module "follower" {
   failover              = var.failover
   binary_url            = var.binary_url
   binary_sha256         = var.binary_sha256
+
+  acl_file             = var.acl_file
+  require_auth         = var.require_auth
+  tls_cert_file        = var.tls_cert_file
+  tls_key_file         = var.tls_key_file
+  tls_ca_file          = var.tls_ca_file
+  tls_client_auth      = var.tls_client_auth
+  max_conns            = var.max_conns
+  max_conns_per_ip     = var.max_conns_per_ip
+  max_inflight         = var.max_inflight
+  max_held_pulls       = var.max_held_pulls
+  credentials_env_file = var.credentials_env_file
 }
 
 module "reader" {
@@ -158,4 +193,16 @@ module "reader" {
   cache_size             = var.cache_size
   binary_url             = var.binary_url
   binary_sha256          = var.binary_sha256
+
+  acl_file             = var.acl_file
+  require_auth         = var.require_auth
+  tls_cert_file        = var.tls_cert_file
+  tls_key_file         = var.tls_key_file
+  tls_ca_file          = var.tls_ca_file
+  tls_client_auth      = var.tls_client_auth
+  max_conns            = var.max_conns
+  max_conns_per_ip     = var.max_conns_per_ip
+  max_inflight         = var.max_inflight
+  max_held_pulls       = var.max_held_pulls
+  credentials_env_file = var.credentials_env_file
 }

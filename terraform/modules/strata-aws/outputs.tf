@@ -58,6 +58,11 @@ output "instance_role_arn" {
   value       = aws_iam_role.node.arn
 }
 
+output "instance_role_name" {
+  description = "Name of the nodes' IAM role: attach a policy of yours to it (aws_iam_role_policy_attachment) if an agent in your image fetches the ACL file or TLS files at boot, e.g. from Secrets Manager."
+  value       = aws_iam_role.node.name
+}
+
 output "security_group_ids" {
   description = "Security groups of the name servers (namesrv), of brokers, followers and readers (broker), and of leaders and followers only (replication); add client rules of your own to the first two."
   value       = merge(local.sg_ids, { replication = aws_security_group.replication.id })

@@ -309,7 +309,7 @@ variable "cluster_name" {
 }
 
 variable "auto_create_topics" {
-  description = "Create topics on their first send. On by default: until Strata has ACLs, topic administration (`strata admin topic create`) is accepted from a broker's loopback only, which a multi-host cluster's brokers never see."
+  description = "Create topics on their first send. On by default: without acl_file, topic administration (`strata admin topic create`) is accepted from a broker's loopback only, which a multi-host cluster's brokers never see. With acl_file, an admin account administers topics from anywhere (signed requests: STRATA_ACCESS_KEY/STRATA_SECRET_KEY), so you may turn it off."
   type        = bool
   default     = true
 }
@@ -389,4 +389,120 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+# ---------------------------------------------------------------------------
+# Security (see terraform/modules/strata-node, "Security"): paths on the
+# nodes, passed to every node. Terraform creates no certificate, key or
+# account here: put the files on the nodes yourself (an image with them, or
+# an agent in the image that fetches them at boot).
+
+variable "acl_file" {
+  description = "Path on every node of the accounts file (Strata's --acl-file): every request must then be signed, brokers sign theirs with its first admin account (or STRATA_ACCESS_KEY/STRATA_SECRET_KEY from credentials_env_file). It holds secret keys: Terraform never writes it; the image (ami_id) or a boot-time agent of yours puts it there, readable by the strata user. null: authentication off."
+  type        = string
+  default     = null
+}
+
+variable "require_auth" {
+  description = "Nodes refuse to start without the ACL file (Strata's --require-auth). Needs acl_file."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.require_auth || var.acl_file != null
+    error_message = "require_auth needs acl_file: Strata refuses to start with --require-auth and no --acl-file."
+  }
+}
+
+variable "tls_cert_file" {
+  description = "Path on every node of its PEM certificate chain (Strata's --tls-cert): client, name-server and replication ports take TLS only. Peers and clients verify it against the address they dial, so each node's certificate must name its private IP address (name servers: their fixed addresses, namesrv_private_ips; brokers, followers and readers: the address they boot with): issue it at boot. Needs tls_key_file. null: no TLS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.tls_cert_file == null) == (var.tls_key_file == null)
+    error_message = "tls_cert_file and tls_key_file go together: set both (TLS on) or neither."
+  }
+}
+
+variable "tls_key_file" {
+  description = "Path on every node of the private key of tls_cert_file (Strata's --tls-key). A secret: Terraform never writes it."
+  type        = string
+  default     = null
+}
+
+variable "tls_ca_file" {
+  description = "Path on every node of the PEM CA certificates (Strata's --tls-ca) that nodes verify each other (and, with tls_client_auth, clients) with; null: the system's roots. Only with TLS on; required with TLS and failover (the controller's raft port uses mutual TLS)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_ca_file == null || var.tls_cert_file != null
+    error_message = "tls_ca_file is used only with TLS on: set tls_cert_file and tls_key_file too."
+  }
+  validation {
+    condition     = var.tls_cert_file == null || !var.failover || var.tls_ca_file != null
+    error_message = "With TLS and failover the name servers' controller runs its raft port with mutual TLS against tls_ca_file: set it."
+  }
+}
+
+variable "tls_client_auth" {
+  description = "Require client certificates signed by tls_ca_file on every node (Strata's --tls-client-auth): mutual TLS. Needs TLS on and tls_ca_file."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.tls_client_auth || (var.tls_ca_file != null && var.tls_cert_file != null)
+    error_message = "tls_client_auth needs tls_ca_file (client certificates are verified against it) and TLS on (tls_cert_file and tls_key_file)."
+  }
+}
+
+variable "max_conns" {
+  description = "Client connections each node accepts at most (Strata's --max-conns); null: Strata's default (10000)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_conns == null || try(var.max_conns == floor(var.max_conns) && var.max_conns >= 1, false)
+    error_message = "max_conns must be a whole number of at least 1, or null."
+  }
+}
+
+variable "max_conns_per_ip" {
+  description = "Connections from one address each node accepts at most (Strata's --max-conns-per-ip); null: Strata's default (1000)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_conns_per_ip == null || try(var.max_conns_per_ip == floor(var.max_conns_per_ip) && var.max_conns_per_ip >= 1, false)
+    error_message = "max_conns_per_ip must be a whole number of at least 1, or null."
+  }
+}
+
+variable "max_inflight" {
+  description = "Requests one connection may have being served by a broker, follower or reader (Strata's --max-inflight); null: Strata's default (1024). Name servers do not use it."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_inflight == null || try(var.max_inflight == floor(var.max_inflight) && var.max_inflight >= 1, false)
+    error_message = "max_inflight must be a whole number of at least 1, or null."
+  }
+}
+
+variable "max_held_pulls" {
+  description = "Pulls a broker, follower or reader holds for new messages at most (Strata's --max-held-pulls); null: Strata's default (100000). Name servers do not use it."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_held_pulls == null || try(var.max_held_pulls == floor(var.max_held_pulls) && var.max_held_pulls >= 1, false)
+    error_message = "max_held_pulls must be a whole number of at least 1, or null."
+  }
+}
+
+variable "credentials_env_file" {
+  description = "Path on the brokers, followers and readers of a root-only (0600) environment file of yours that their unit reads if it exists (EnvironmentFile=-): for STRATA_ACCESS_KEY and STRATA_SECRET_KEY when a broker should sign its own requests with an account other than acl_file's first admin. Never written by Terraform; S3 needs nothing in it (the instance role). null: none."
+  type        = string
+  default     = null
 }

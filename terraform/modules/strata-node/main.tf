@@ -74,10 +74,26 @@ locals {
     { k = "STRATA_TIER", v = var.tier_url, on = local.has_broker && var.tier_url != "" },
     { k = "STRATA_HOT_RETENTION", v = var.hot_retention, on = local.has_log && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
     { k = "STRATA_CACHE_SIZE", v = var.cache_size, on = local.has_broker && (local.has_tier || (var.role == "standalone" && var.tier_url == "")) },
+    { k = "STRATA_ACL_FILE", v = coalesce(var.acl_file, "-"), on = var.acl_file != null },
+    { k = "STRATA_REQUIRE_AUTH", v = "true", on = var.require_auth },
+    { k = "STRATA_TLS_CERT", v = coalesce(var.tls_cert_file, "-"), on = var.tls_cert_file != null },
+    { k = "STRATA_TLS_KEY", v = coalesce(var.tls_key_file, "-"), on = var.tls_key_file != null },
+    { k = "STRATA_TLS_CA", v = coalesce(var.tls_ca_file, "-"), on = var.tls_ca_file != null },
+    { k = "STRATA_TLS_CLIENT_AUTH", v = "true", on = var.tls_client_auth },
+    { k = "STRATA_MAX_CONNS", v = format("%d", coalesce(var.max_conns, 0)), on = var.max_conns != null },
+    { k = "STRATA_MAX_CONNS_PER_IP", v = format("%d", coalesce(var.max_conns_per_ip, 0)), on = var.max_conns_per_ip != null },
+    { k = "STRATA_MAX_INFLIGHT", v = format("%d", coalesce(var.max_inflight, 0)), on = local.has_broker && var.max_inflight != null },
+    { k = "STRATA_MAX_HELD_PULLS", v = format("%d", coalesce(var.max_held_pulls, 0)), on = local.has_broker && var.max_held_pulls != null },
     { k = "STRATA_HTTP_LISTEN", v = var.http_listen, on = true },
     { k = "STRATA_LOG_LEVEL", v = var.log_level, on = true },
   ] : merge({ flag = true }, s)]
   module_env = { for s in local.settings : s.k => s.v if s.on }
+  # The security settings belong to this module's inputs even when not
+  # rendered (extra_env must not set them behind the validations' back).
+  security_keys = [
+    "STRATA_ACL_FILE", "STRATA_REQUIRE_AUTH", "STRATA_TLS_CERT", "STRATA_TLS_KEY", "STRATA_TLS_CA", "STRATA_TLS_CLIENT_AUTH",
+    "STRATA_MAX_CONNS", "STRATA_MAX_CONNS_PER_IP", "STRATA_MAX_INFLIGHT", "STRATA_MAX_HELD_PULLS",
+  ]
   env_pairs = concat(
     [for s in local.settings : { k = s.k, v = s.v } if s.on],
     [for k in sort(keys(var.extra_env)) : { k = k, v = var.extra_env[k] }],

@@ -22,6 +22,10 @@ output "environment_file" {
     error_message = "extra_env sets ${join(", ", sort(setintersection(keys(var.extra_env), keys(local.module_env))))}, which this module renders from its own inputs: set the input instead."
   }
   precondition {
+    condition     = length(setintersection(keys(var.extra_env), local.security_keys)) == 0
+    error_message = "extra_env sets ${join(", ", sort(setintersection(keys(var.extra_env), local.security_keys)))}: use the module's inputs (acl_file, require_auth, tls_cert_file, tls_key_file, tls_ca_file, tls_client_auth, max_conns, max_conns_per_ip, max_inflight, max_held_pulls), which are validated together."
+  }
+  precondition {
     condition     = !contains(keys(var.extra_env), "STRATA_ADVERTISE") || !local.derive_addr
     error_message = "extra_env sets STRATA_ADVERTISE while advertise = \"auto\" derives it at boot."
   }

@@ -478,7 +478,7 @@ variable "extra_env" {
   }
   validation {
     condition = alltrue([for k in keys(var.extra_env) : !(
-      contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"], upper(k)) ||
+      contains(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "STRATA_ACCESS_KEY", "STRATA_SECRET_KEY"], upper(k)) ||
       can(regex("(?i)(SECRET|PASSWORD|TOKEN|CREDENTIAL)", k))
     )])
     error_message = "extra_env must not carry credentials: the environment file is world-readable and travels in cloud-init user data. Use an instance role, or put the keys in the file named by credentials_env_file (mode 0600)."
@@ -486,13 +486,146 @@ variable "extra_env" {
 }
 
 variable "credentials_env_file" {
-  description = "Absolute path of an operator-provided environment file with the object-store credentials (e.g. MINIO_ACCESS_KEY and MINIO_SECRET_KEY, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), root-owned, mode 0600. The unit reads it if it exists (EnvironmentFile=-path); this module never writes it. null: no such file (on AWS the instance role supplies credentials)."
+  description = "Absolute path of an operator-provided environment file with the node's credentials, root-owned, mode 0600: the object store's (MINIO_ACCESS_KEY and MINIO_SECRET_KEY, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and, for a broker that should sign its own requests with an account other than acl_file's first admin, STRATA_ACCESS_KEY and STRATA_SECRET_KEY. The unit reads it if it exists (EnvironmentFile=-path, as root before dropping privileges); this module never writes it. null: no such file (on AWS the instance role supplies the object store's credentials)."
   type        = string
   default     = null
 
   validation {
     condition     = var.credentials_env_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", var.credentials_env_file))
     error_message = "credentials_env_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Security: authentication (an ACL file), TLS and connection limits. This
+# module only names the files: it never renders their content (the ACL file
+# holds secret keys, the TLS key is one), so that they are never in
+# Terraform's state or in cloud-init user data. Put them on the node
+# yourself (configuration management, an image, a secrets agent), readable
+# by the service user; Strata reloads them when they change. Give every node
+# of a cluster the same acl_file and the same TLS setting: brokers sign
+# their requests with the file's admin account, and a process with TLS
+# dials the others with TLS.
+
+variable "acl_file" {
+  description = "Absolute path on the node of the accounts file (STRATA_ACL_FILE, `--acl-file`; YAML with RocketMQ's plain_acl.yml account fields): every request must then be signed, and Strata reloads it when it changes. It holds secret keys, so this module never writes it: create it yourself, owned by root with the service user's group, mode 0640. Brokers sign their own requests with its first admin account, or with STRATA_ACCESS_KEY/STRATA_SECRET_KEY from credentials_env_file. null: authentication off."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.acl_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", coalesce(var.acl_file, "-"))) && !contains(split("/", coalesce(var.acl_file, "-")), "..")
+    error_message = "acl_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes), without \"..\"."
+  }
+}
+
+variable "require_auth" {
+  description = "Refuse to start without an ACL file (STRATA_REQUIRE_AUTH=true, `--require-auth`): a guard against a node that would otherwise run with authentication off. Needs acl_file."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.require_auth || var.acl_file != null
+    error_message = "require_auth needs acl_file: Strata refuses to start with --require-auth and no --acl-file."
+  }
+}
+
+variable "tls_cert_file" {
+  description = "Absolute path on the node of the PEM certificate chain (STRATA_TLS_CERT, `--tls-cert`): the client, name-server and replication ports then take TLS only, and the node dials other Strata processes with TLS. Clients and peers verify it against the name or IP address they dial (brokers advertise IP addresses): it must name them. Needs tls_key_file. null: no TLS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_cert_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", coalesce(var.tls_cert_file, "-"))) && !contains(split("/", coalesce(var.tls_cert_file, "-")), "..")
+    error_message = "tls_cert_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes), without \"..\"."
+  }
+  validation {
+    condition     = (var.tls_cert_file == null) == (var.tls_key_file == null)
+    error_message = "tls_cert_file and tls_key_file go together: set both (TLS on) or neither."
+  }
+}
+
+variable "tls_key_file" {
+  description = "Absolute path on the node of the PEM private key of tls_cert_file (STRATA_TLS_KEY, `--tls-key`). A secret: this module never writes it; create it yourself, owned by root with the service user's group, mode 0640."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_key_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", coalesce(var.tls_key_file, "-"))) && !contains(split("/", coalesce(var.tls_key_file, "-")), "..")
+    error_message = "tls_key_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes), without \"..\"."
+  }
+}
+
+variable "tls_ca_file" {
+  description = "Absolute path on the node of the PEM CA certificates (STRATA_TLS_CA, `--tls-ca`) the node verifies the servers it dials with (null: the system's roots) and, with tls_client_auth, its clients. Used only with TLS on (tls_cert_file). Required for a name server running the failover controller with TLS: its raft peers authenticate each other with it (mutual TLS)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.tls_ca_file == null || can(regex("^/[A-Za-z0-9._+@/-]*[A-Za-z0-9._+@-]$", coalesce(var.tls_ca_file, "-"))) && !contains(split("/", coalesce(var.tls_ca_file, "-")), "..")
+    error_message = "tls_ca_file must be an absolute path of letters, digits and ._+@-/ (no spaces or quotes), without \"..\"."
+  }
+  validation {
+    condition     = var.tls_ca_file == null || var.tls_cert_file != null
+    error_message = "tls_ca_file is used only with TLS on: set tls_cert_file and tls_key_file too (without them Strata ignores the CA)."
+  }
+  validation {
+    condition     = var.tls_cert_file == null || var.controller_listen == null || var.tls_ca_file != null
+    error_message = "With TLS on, the failover controller (controller_listen) runs its raft port with mutual TLS against tls_ca_file: set it."
+  }
+}
+
+variable "tls_client_auth" {
+  description = "Require client certificates signed by tls_ca_file (STRATA_TLS_CLIENT_AUTH=true, `--tls-client-auth`): mutual TLS on the client, name-server and replication ports. Needs TLS on (tls_cert_file, tls_key_file) and tls_ca_file."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.tls_client_auth || (var.tls_ca_file != null && var.tls_cert_file != null)
+    error_message = "tls_client_auth needs tls_ca_file (client certificates are verified against it) and TLS on (tls_cert_file and tls_key_file)."
+  }
+}
+
+variable "max_conns" {
+  description = "Client connections a server accepts at most (STRATA_MAX_CONNS, `--max-conns`); more are closed at once. Every role. null: Strata's default (10000), not rendered."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_conns == null || try(var.max_conns == floor(var.max_conns) && var.max_conns >= 1, false)
+    error_message = "max_conns must be a whole number of at least 1, or null (Strata's default)."
+  }
+}
+
+variable "max_conns_per_ip" {
+  description = "Connections from one address at most (STRATA_MAX_CONNS_PER_IP, `--max-conns-per-ip`). Every role. null: Strata's default (1000), not rendered."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_conns_per_ip == null || try(var.max_conns_per_ip == floor(var.max_conns_per_ip) && var.max_conns_per_ip >= 1, false)
+    error_message = "max_conns_per_ip must be a whole number of at least 1, or null (Strata's default)."
+  }
+}
+
+variable "max_inflight" {
+  description = "Requests one connection may have being served (STRATA_MAX_INFLIGHT, `--max-inflight`); more are answered SYSTEM_BUSY. Broker roles only (broker, follower, reader, standalone): not rendered for a name server. null: Strata's default (1024), not rendered."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_inflight == null || try(var.max_inflight == floor(var.max_inflight) && var.max_inflight >= 1, false)
+    error_message = "max_inflight must be a whole number of at least 1, or null (Strata's default)."
+  }
+}
+
+variable "max_held_pulls" {
+  description = "Pulls held for new messages at most (STRATA_MAX_HELD_PULLS, `--max-held-pulls`); more are answered at once. Broker roles only (broker, follower, reader, standalone): not rendered for a name server. null: Strata's default (100000), not rendered."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.max_held_pulls == null || try(var.max_held_pulls == floor(var.max_held_pulls) && var.max_held_pulls >= 1, false)
+    error_message = "max_held_pulls must be a whole number of at least 1, or null (Strata's default)."
   }
 }
 

@@ -151,6 +151,18 @@ run "defaults" {
     condition     = length(output.controller_peers) == 0
     error_message = "no controller peers without failover"
   }
+  # Security: nothing rendered by default (Strata's defaults), no
+  # credentials file for anyone.
+  assert {
+    condition = !anytrue([for e in concat([module.namesrv[0].environment], [for m in values(module.broker) : m.environment]) :
+      anytrue([for k in keys(e) : startswith(k, "STRATA_ACL_") || startswith(k, "STRATA_TLS_") || startswith(k, "STRATA_MAX_") || k == "STRATA_REQUIRE_AUTH"])
+    ])
+    error_message = "no ACL, TLS or limit settings by default"
+  }
+  assert {
+    condition     = !strcontains(module.broker["broker-a"].systemd_unit, "EnvironmentFile=-")
+    error_message = "no credentials file by default: S3 access comes from the instance role"
+  }
   # The bucket: private, encrypted, owner-enforced, TLS only.
   assert {
     condition = alltrue([
@@ -520,4 +532,180 @@ run "followers_need_instance_storage" {
     followers_per_group  = 1
   }
   expect_failures = [aws_instance.broker, aws_instance.follower]
+}
+
+# ---------------------------------------------------------------------------
+# Security: the ACL file, TLS and limits reach every node as paths and
+# numbers; no secret is a variable or in any user data.
+
+run "security_on_every_node" {
+  variables {
+    followers_per_group  = 1
+    readers_per_broker   = 1
+    broker_count         = 1
+    acl_file             = "/etc/strata/acl.yml"
+    require_auth         = true
+    tls_cert_file        = "/etc/strata/tls/node.crt"
+    tls_key_file         = "/etc/strata/tls/node.key"
+    tls_ca_file          = "/etc/strata/tls/ca.pem"
+    tls_client_auth      = true
+    max_conns            = 20000
+    max_conns_per_ip     = 300
+    max_inflight         = 512
+    max_held_pulls       = 40000
+    credentials_env_file = "/etc/strata/credentials.env"
+  }
+
+  # Every node: the ACL file, mutual TLS, the connection limits.
+  assert {
+    condition = alltrue([for e in [module.namesrv[0].environment, module.namesrv[2].environment, module.broker["broker-a"].environment, module.follower["broker-a-1"].environment, module.reader["broker-a"].environment] :
+      e["STRATA_ACL_FILE"] == "/etc/strata/acl.yml" && e["STRATA_REQUIRE_AUTH"] == "true" &&
+      e["STRATA_TLS_CERT"] == "/etc/strata/tls/node.crt" && e["STRATA_TLS_KEY"] == "/etc/strata/tls/node.key" &&
+      e["STRATA_TLS_CA"] == "/etc/strata/tls/ca.pem" && e["STRATA_TLS_CLIENT_AUTH"] == "true" &&
+      e["STRATA_MAX_CONNS"] == "20000" && e["STRATA_MAX_CONNS_PER_IP"] == "300"
+    ])
+    error_message = "name servers, leaders, followers and readers all get the ACL file, TLS and the connection limits"
+  }
+  # Brokers, followers and readers: the request limits and the credentials
+  # file (for STRATA_ACCESS_KEY/STRATA_SECRET_KEY); name servers neither.
+  assert {
+    condition = alltrue([for m in [module.broker["broker-a"], module.follower["broker-a-1"], module.reader["broker-a"]] :
+      m.environment["STRATA_MAX_INFLIGHT"] == "512" && m.environment["STRATA_MAX_HELD_PULLS"] == "40000" &&
+      contains(split("\n", m.systemd_unit), "EnvironmentFile=-/etc/strata/credentials.env")
+    ])
+    error_message = "brokers, followers and readers get the request limits and read the credentials file"
+  }
+  assert {
+    condition = (
+      !contains(keys(module.namesrv[0].environment), "STRATA_MAX_INFLIGHT") &&
+      !contains(keys(module.namesrv[0].environment), "STRATA_MAX_HELD_PULLS") &&
+      !strcontains(module.namesrv[0].systemd_unit, "EnvironmentFile=-")
+    )
+    error_message = "name servers take neither the broker limits nor a credentials file: ${jsonencode(module.namesrv[0].environment)}"
+  }
+  # What boots the instances: the settings, never a secret or a file's content.
+  assert {
+    condition = (
+      aws_instance.namesrv[0].user_data == module.namesrv[0].cloud_init &&
+      aws_instance.broker["broker-a"].user_data == module.broker["broker-a"].cloud_init &&
+      aws_instance.follower["broker-a-1"].user_data == module.follower["broker-a-1"].cloud_init &&
+      base64decode(aws_launch_template.reader["broker-a"].user_data) == module.reader["broker-a"].cloud_init
+    )
+    error_message = "every instance boots with its rendered configuration"
+  }
+  assert {
+    condition = alltrue([for u in [aws_instance.namesrv[0].user_data, aws_instance.broker["broker-a"].user_data, aws_instance.follower["broker-a-1"].user_data, base64decode(aws_launch_template.reader["broker-a"].user_data)] :
+      strcontains(u, "/etc/strata/acl.yml") && !strcontains(u, "STRATA_ACCESS_KEY") && !strcontains(u, "STRATA_SECRET_KEY") && !strcontains(u, "PRIVATE KEY") &&
+      length([for f in yamldecode(u).write_files : f.path if contains(["/etc/strata/acl.yml", "/etc/strata/tls/node.key", "/etc/strata/tls/node.crt", "/etc/strata/tls/ca.pem", "/etc/strata/credentials.env"], f.path)]) == 0
+    ])
+    error_message = "user data names the files and carries no key, account or certificate, and writes none of them"
+  }
+  # TLS runs on the same ports: the security groups do not change.
+  assert {
+    condition     = sort(keys(aws_vpc_security_group_ingress_rule.client)) == tolist(["broker 10.20.0.0/16", "namesrv 10.20.0.0/16"]) && length(aws_vpc_security_group_ingress_rule.admin) == 0
+    error_message = "no new ports with TLS"
+  }
+  assert {
+    condition     = output.instance_role_name == aws_iam_role.node.name
+    error_message = "the role's name, for a policy of the operator's (an agent fetching the files at boot)"
+  }
+}
+
+run "tls_with_failover" {
+  variables {
+    failover            = true
+    followers_per_group = 1
+    tls_cert_file       = "/etc/strata/tls/node.crt"
+    tls_key_file        = "/etc/strata/tls/node.key"
+    tls_ca_file         = "/etc/strata/tls/ca.pem"
+  }
+
+  assert {
+    condition = alltrue([for m in module.namesrv :
+      m.environment["STRATA_CONTROLLER_LISTEN"] == "10.20.1.10:9878" && m.environment["STRATA_TLS_CA"] == "/etc/strata/tls/ca.pem" && m.environment["STRATA_TLS_CERT"] == "/etc/strata/tls/node.crt" &&
+      !contains(keys(m.environment), "STRATA_TLS_CLIENT_AUTH") && !contains(keys(m.environment), "STRATA_ACL_FILE")
+    ])
+    error_message = "the controller's raft peers authenticate each other against the CA (mutual TLS); client certificates stay optional"
+  }
+  assert {
+    condition     = module.follower["broker-b-1"].environment["STRATA_TLS_CA"] == "/etc/strata/tls/ca.pem" && module.follower["broker-b-1"].environment["STRATA_FAILOVER"] == "on"
+    error_message = "members of failover groups verify the others against the CA"
+  }
+}
+
+run "require_auth_without_acl_file" {
+  command = plan
+  variables {
+    require_auth = true
+  }
+  expect_failures = [var.require_auth]
+}
+
+run "tls_cert_without_key" {
+  command = plan
+  variables {
+    tls_cert_file = "/etc/strata/tls/node.crt"
+  }
+  expect_failures = [var.tls_cert_file]
+}
+
+run "tls_client_auth_without_ca" {
+  command = plan
+  variables {
+    tls_cert_file   = "/etc/strata/tls/node.crt"
+    tls_key_file    = "/etc/strata/tls/node.key"
+    tls_client_auth = true
+  }
+  expect_failures = [var.tls_client_auth]
+}
+
+run "tls_ca_without_tls" {
+  command = plan
+  variables {
+    tls_ca_file = "/etc/strata/tls/ca.pem"
+  }
+  expect_failures = [var.tls_ca_file]
+}
+
+run "tls_with_failover_without_ca" {
+  command = plan
+  variables {
+    failover            = true
+    followers_per_group = 1
+    tls_cert_file       = "/etc/strata/tls/node.crt"
+    tls_key_file        = "/etc/strata/tls/node.key"
+  }
+  expect_failures = [var.tls_ca_file]
+}
+
+run "max_conns_zero" {
+  command = plan
+  variables {
+    max_conns = 0
+  }
+  expect_failures = [var.max_conns]
+}
+
+run "max_conns_per_ip_fractional" {
+  command = plan
+  variables {
+    max_conns_per_ip = 2.5
+  }
+  expect_failures = [var.max_conns_per_ip]
+}
+
+run "max_inflight_zero" {
+  command = plan
+  variables {
+    max_inflight = 0
+  }
+  expect_failures = [var.max_inflight]
+}
+
+run "max_held_pulls_negative" {
+  command = plan
+  variables {
+    max_held_pulls = -5
+  }
+  expect_failures = [var.max_held_pulls]
 }

@@ -744,3 +744,233 @@ run "standalone_with_failover_controller" {
     error_message = "replication settings are for roles broker and follower"
   }
 }
+
+# ---------------------------------------------------------------------------
+# Security: the ACL file, TLS and the limits are rendered as STRATA_*
+# settings naming files on the node, only when set, for the roles that use
+# them; the files' content (secret keys, the TLS key) is never rendered.
+
+run "security_off_by_default" {
+  command = plan
+
+  variables {
+    role = "broker"
+  }
+
+  assert {
+    condition = !anytrue([for k in keys(output.environment) : contains([
+      "STRATA_ACL_FILE", "STRATA_REQUIRE_AUTH", "STRATA_TLS_CERT", "STRATA_TLS_KEY", "STRATA_TLS_CA", "STRATA_TLS_CLIENT_AUTH",
+      "STRATA_MAX_CONNS", "STRATA_MAX_CONNS_PER_IP", "STRATA_MAX_INFLIGHT", "STRATA_MAX_HELD_PULLS",
+    ], k)])
+    error_message = "with no security input set nothing is rendered (Strata's defaults): ${jsonencode(output.environment)}"
+  }
+  assert {
+    condition     = !anytrue([for f in output.flags : startswith(f, "--acl-file") || startswith(f, "--tls-") || startswith(f, "--max-") || startswith(f, "--require-auth")])
+    error_message = "no security flags by default: ${jsonencode(output.flags)}"
+  }
+}
+
+run "broker_with_acl_tls_and_limits" {
+  command = plan
+
+  variables {
+    role                 = "broker"
+    advertise            = "10.0.1.20:10911"
+    acl_file             = "/etc/strata/acl.yml"
+    require_auth         = true
+    tls_cert_file        = "/etc/strata/tls/broker.crt"
+    tls_key_file         = "/etc/strata/tls/broker.key"
+    tls_ca_file          = "/etc/strata/tls/ca.pem"
+    tls_client_auth      = true
+    max_conns            = 20000
+    max_conns_per_ip     = 500
+    max_inflight         = 256
+    max_held_pulls       = 50000
+    credentials_env_file = "/etc/strata/credentials.env"
+  }
+
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_ROLE=\"leader\"",
+      "STRATA_CLUSTER=\"DefaultCluster\"",
+      "STRATA_BROKER_NAME=\"broker-a\"",
+      "STRATA_BROKER_ID=\"0\"",
+      "STRATA_NAMESRV=\"10.0.1.10:9876;10.0.2.10:9876\"",
+      "STRATA_LISTEN=\":10911\"",
+      "STRATA_ADVERTISE=\"10.0.1.20:10911\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_SEGMENT_SIZE=\"1GiB\"",
+      "STRATA_SEGMENT_MAX_AGE=\"10m\"",
+      "STRATA_FLUSH=\"sync\"",
+      "STRATA_REPLICATION=\"async\"",
+      "STRATA_MIN_INSYNC_REPLICAS=\"1\"",
+      "STRATA_FAILOVER=\"off\"",
+      "STRATA_AUTO_CREATE_TOPICS=\"false\"",
+      "STRATA_ACL_FILE=\"/etc/strata/acl.yml\"",
+      "STRATA_REQUIRE_AUTH=\"true\"",
+      "STRATA_TLS_CERT=\"/etc/strata/tls/broker.crt\"",
+      "STRATA_TLS_KEY=\"/etc/strata/tls/broker.key\"",
+      "STRATA_TLS_CA=\"/etc/strata/tls/ca.pem\"",
+      "STRATA_TLS_CLIENT_AUTH=\"true\"",
+      "STRATA_MAX_CONNS=\"20000\"",
+      "STRATA_MAX_CONNS_PER_IP=\"500\"",
+      "STRATA_MAX_INFLIGHT=\"256\"",
+      "STRATA_MAX_HELD_PULLS=\"50000\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a leader with an ACL file, mutual TLS and limits: ${output.environment_file}"
+  }
+  assert {
+    condition = alltrue([for f in [
+      "--acl-file=/etc/strata/acl.yml",
+      "--require-auth=true",
+      "--tls-cert=/etc/strata/tls/broker.crt",
+      "--tls-key=/etc/strata/tls/broker.key",
+      "--tls-ca=/etc/strata/tls/ca.pem",
+      "--tls-client-auth=true",
+      "--max-conns=20000",
+      "--max-conns-per-ip=500",
+      "--max-inflight=256",
+      "--max-held-pulls=50000",
+    ] : contains(output.flags, f)])
+    error_message = "`strata broker` has every one of these flags: ${jsonencode(output.flags)}"
+  }
+  # Secrets stay in files of the operator's: the keys in the credentials
+  # file the unit reads as root, the accounts and the TLS key where the
+  # settings point. Nothing rendered (so nothing in Terraform's state or in
+  # the user data) carries them, and no file is written for them.
+  assert {
+    condition     = contains(split("\n", output.systemd_unit), "EnvironmentFile=-/etc/strata/credentials.env")
+    error_message = "STRATA_ACCESS_KEY/STRATA_SECRET_KEY, if any, come from credentials_env_file"
+  }
+  assert {
+    condition     = !anytrue([for k in keys(output.environment) : strcontains(k, "ACCESS_KEY") || strcontains(k, "SECRET")])
+    error_message = "no key is rendered: ${jsonencode(keys(output.environment))}"
+  }
+  assert {
+    condition     = sort(keys(output.files)) == sort(["/etc/strata/strata.env", "/etc/systemd/system/strata.service", "/etc/systemd/system/strata-prepare.service", "/usr/local/lib/strata/strata-prepare"])
+    error_message = "the module writes neither the ACL file nor the TLS files: ${jsonencode(keys(output.files))}"
+  }
+  # The sandbox is unchanged: the files are read, never written.
+  assert {
+    condition     = length(regexall("(?m)^ReadWritePaths=", output.systemd_unit)) == 1 && contains(split("\n", output.systemd_unit), "ReadWritePaths=/var/lib/strata")
+    error_message = "only the data directory is writable"
+  }
+}
+
+run "follower_and_reader_limits" {
+  command = plan
+
+  variables {
+    role             = "follower"
+    broker_id        = 1
+    acl_file         = "/etc/strata/acl.yml"
+    max_inflight     = 64
+    max_held_pulls   = 1000
+    max_conns_per_ip = 100
+  }
+
+  assert {
+    condition = (
+      output.environment["STRATA_ACL_FILE"] == "/etc/strata/acl.yml" &&
+      output.environment["STRATA_MAX_INFLIGHT"] == "64" &&
+      output.environment["STRATA_MAX_HELD_PULLS"] == "1000" &&
+      output.environment["STRATA_MAX_CONNS_PER_IP"] == "100" &&
+      !contains(keys(output.environment), "STRATA_MAX_CONNS") &&
+      !contains(keys(output.environment), "STRATA_REQUIRE_AUTH")
+    )
+    error_message = "a follower gets the broker limits and the ACL file; unset settings stay unrendered: ${jsonencode(output.environment)}"
+  }
+}
+
+run "reader_with_tls" {
+  command = plan
+
+  variables {
+    role          = "reader"
+    broker_id     = 1
+    tier_url      = "s3://strata-cold/prod?region=eu-west-1"
+    tls_cert_file = "/etc/strata/tls/node.crt"
+    tls_key_file  = "/etc/strata/tls/node.key"
+    max_inflight  = 128
+  }
+
+  assert {
+    condition = (
+      output.environment["STRATA_TLS_CERT"] == "/etc/strata/tls/node.crt" &&
+      output.environment["STRATA_TLS_KEY"] == "/etc/strata/tls/node.key" &&
+      output.environment["STRATA_MAX_INFLIGHT"] == "128" &&
+      !contains(keys(output.environment), "STRATA_TLS_CA") &&
+      !contains(keys(output.environment), "STRATA_TLS_CLIENT_AUTH")
+    )
+    error_message = "TLS without a CA (servers verified against the system's roots) and without client certificates: ${jsonencode(output.environment)}"
+  }
+}
+
+run "standalone_with_acl_and_limits" {
+  command = plan
+
+  variables {
+    role              = "standalone"
+    namesrv_addresses = []
+    acl_file          = "/etc/strata/acl.yml"
+    require_auth      = true
+    max_conns         = 100
+    max_held_pulls    = 10
+  }
+
+  assert {
+    condition = (
+      output.environment["STRATA_ACL_FILE"] == "/etc/strata/acl.yml" &&
+      output.environment["STRATA_REQUIRE_AUTH"] == "true" &&
+      output.environment["STRATA_MAX_CONNS"] == "100" &&
+      output.environment["STRATA_MAX_HELD_PULLS"] == "10"
+    )
+    error_message = "standalone is a broker too: ${jsonencode(output.environment)}"
+  }
+  assert {
+    condition     = contains(output.flags, "--acl-file=/etc/strata/acl.yml") && contains(output.flags, "--max-held-pulls=10")
+    error_message = "`strata standalone` has these flags: ${jsonencode(output.flags)}"
+  }
+}
+
+run "namesrv_with_tls_controller_and_limits" {
+  command = plan
+
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+    controller_peers  = ["10.0.1.10:9878", "10.0.2.10:9878", "10.0.3.10:9878"]
+    acl_file          = "/etc/strata/acl.yml"
+    tls_cert_file     = "/etc/strata/tls/ns.crt"
+    tls_key_file      = "/etc/strata/tls/ns.key"
+    tls_ca_file       = "/etc/strata/tls/ca.pem"
+    max_conns         = 5000
+    max_conns_per_ip  = 200
+    max_inflight      = 256
+    max_held_pulls    = 50000
+  }
+
+  assert {
+    condition = [for l in split("\n", output.environment_file) : l if l != "" && !startswith(l, "#")] == [
+      "STRATA_NAMESRV_LISTEN=\":9876\"",
+      "STRATA_CONTROLLER_LISTEN=\"10.0.1.10:9878\"",
+      "STRATA_CONTROLLER_PEERS=\"10.0.1.10:9878;10.0.2.10:9878;10.0.3.10:9878\"",
+      "STRATA_DATA_DIR=\"/var/lib/strata\"",
+      "STRATA_ACL_FILE=\"/etc/strata/acl.yml\"",
+      "STRATA_TLS_CERT=\"/etc/strata/tls/ns.crt\"",
+      "STRATA_TLS_KEY=\"/etc/strata/tls/ns.key\"",
+      "STRATA_TLS_CA=\"/etc/strata/tls/ca.pem\"",
+      "STRATA_MAX_CONNS=\"5000\"",
+      "STRATA_MAX_CONNS_PER_IP=\"200\"",
+      "STRATA_HTTP_LISTEN=\"127.0.0.1:8080\"",
+      "STRATA_LOG_LEVEL=\"info\"",
+    ]
+    error_message = "a name server gets the ACL file, TLS (its controller's raft peers verified against the CA) and the connection limits, not the broker limits: ${output.environment_file}"
+  }
+  assert {
+    condition     = !anytrue([for f in output.flags : startswith(f, "--max-inflight") || startswith(f, "--max-held-pulls")])
+    error_message = "`strata namesrv` has no --max-inflight or --max-held-pulls: ${jsonencode(output.flags)}"
+  }
+}

@@ -533,3 +533,175 @@ run "controller_peer_not_an_address" {
   }
   expect_failures = [var.controller_peers]
 }
+
+# ---------------------------------------------------------------------------
+# Security: the ACL file, TLS and the limits.
+
+run "acl_file_relative" {
+  command = plan
+  variables {
+    acl_file = "acl.yml"
+  }
+  expect_failures = [var.acl_file]
+}
+
+run "acl_file_with_dot_dot" {
+  command = plan
+  variables {
+    acl_file = "/etc/strata/../shadow"
+  }
+  expect_failures = [var.acl_file]
+}
+
+run "acl_file_with_a_space" {
+  command = plan
+  variables {
+    acl_file = "/etc/strata/my acl.yml"
+  }
+  expect_failures = [var.acl_file]
+}
+
+run "require_auth_without_acl_file" {
+  command = plan
+  variables {
+    require_auth = true
+  }
+  expect_failures = [var.require_auth]
+}
+
+run "tls_cert_without_key" {
+  command = plan
+  variables {
+    tls_cert_file = "/etc/strata/tls/node.crt"
+  }
+  expect_failures = [var.tls_cert_file]
+}
+
+run "tls_key_without_cert" {
+  command = plan
+  variables {
+    tls_key_file = "/etc/strata/tls/node.key"
+  }
+  expect_failures = [var.tls_cert_file]
+}
+
+run "tls_cert_relative" {
+  command = plan
+  variables {
+    tls_cert_file = "tls/node.crt"
+    tls_key_file  = "/etc/strata/tls/node.key"
+  }
+  expect_failures = [var.tls_cert_file]
+}
+
+run "tls_key_relative" {
+  command = plan
+  variables {
+    tls_cert_file = "/etc/strata/tls/node.crt"
+    tls_key_file  = "node.key"
+  }
+  expect_failures = [var.tls_key_file]
+}
+
+run "tls_ca_relative" {
+  command = plan
+  variables {
+    tls_cert_file = "/etc/strata/tls/node.crt"
+    tls_key_file  = "/etc/strata/tls/node.key"
+    tls_ca_file   = "ca.pem"
+  }
+  expect_failures = [var.tls_ca_file]
+}
+
+run "tls_ca_without_tls" {
+  command = plan
+  variables {
+    tls_ca_file = "/etc/strata/tls/ca.pem"
+  }
+  expect_failures = [var.tls_ca_file]
+}
+
+run "tls_client_auth_without_ca" {
+  command = plan
+  variables {
+    tls_cert_file   = "/etc/strata/tls/node.crt"
+    tls_key_file    = "/etc/strata/tls/node.key"
+    tls_client_auth = true
+  }
+  expect_failures = [var.tls_client_auth]
+}
+
+run "tls_client_auth_without_tls" {
+  command = plan
+  variables {
+    tls_client_auth = true
+  }
+  expect_failures = [var.tls_client_auth]
+}
+
+run "tls_controller_without_ca" {
+  command = plan
+  variables {
+    role              = "namesrv"
+    controller_listen = "10.0.1.10:9878"
+    tls_cert_file     = "/etc/strata/tls/ns.crt"
+    tls_key_file      = "/etc/strata/tls/ns.key"
+  }
+  expect_failures = [var.tls_ca_file]
+}
+
+run "max_conns_zero" {
+  command = plan
+  variables {
+    max_conns = 0
+  }
+  expect_failures = [var.max_conns]
+}
+
+run "max_conns_fractional" {
+  command = plan
+  variables {
+    max_conns = 100.5
+  }
+  expect_failures = [var.max_conns]
+}
+
+run "max_conns_per_ip_zero" {
+  command = plan
+  variables {
+    max_conns_per_ip = 0
+  }
+  expect_failures = [var.max_conns_per_ip]
+}
+
+run "max_inflight_negative" {
+  command = plan
+  variables {
+    max_inflight = -1
+  }
+  expect_failures = [var.max_inflight]
+}
+
+run "max_held_pulls_zero" {
+  command = plan
+  variables {
+    max_held_pulls = 0
+  }
+  expect_failures = [var.max_held_pulls]
+}
+
+run "strata_keys_in_extra_env" {
+  command = plan
+  variables {
+    extra_env = { STRATA_ACCESS_KEY = "ops" }
+  }
+  expect_failures = [var.extra_env]
+}
+
+run "extra_env_sets_a_security_setting" {
+  command = plan
+  variables {
+    extra_env = { STRATA_ACL_FILE = "/etc/strata/acl.yml" }
+  }
+  expect_failures = [output.environment_file]
+}
