@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,8 @@ func explain(err error, c *ToolConfig, topic string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*tls.CertificateVerificationError)):
+		return &hintError{fmt.Sprintf("the server's TLS certificate was not accepted (set STRATA_TLS_CA to the CA that signs it): %v", err), err}
 	case errors.Is(err, client.ErrTopicNotFound):
 		return &hintError{fmt.Sprintf("topic %q does not exist (create it with: strata admin topic create --topic %s)", topic, topic), err}
 	case errors.Is(err, client.ErrNameServerUnreachable):

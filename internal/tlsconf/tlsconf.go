@@ -155,26 +155,17 @@ func (l *Loader) server(clientAuth bool) *tls.Config {
 }
 
 // Client returns the configuration of the process's own connections to
-// other Strata processes: servers are verified against CAFile as it is at
-// each handshake (or the system's roots), by the dialled host name or IP
-// address, and the certificate is presented when asked for.
+// other Strata processes: servers are verified against CAFile (or the
+// system's roots) by the dialled host name or IP address, which their
+// certificates must name, and this process's certificate is presented
+// when asked for (mutual TLS), reloaded as it changes. The CA file is read
+// when Client is called: a new CA for outbound connections needs a
+// restart.
 func (l *Loader) Client() *tls.Config {
+	_, pool := l.current()
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		// Verified in VerifyConnection, against the roots of the moment.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tlsconf: the server presented no certificate")
-			}
-			_, pool := l.current()
-			opts := x509.VerifyOptions{Roots: pool, DNSName: cs.ServerName, Intermediates: x509.NewCertPool()}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
-		},
+		RootCAs:    pool,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			cert, _ := l.current()
 			return cert, nil
