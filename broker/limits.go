@@ -20,11 +20,13 @@ type Limits struct {
 	// count (MaxHeldPulls bounds them). Default 1024.
 	MaxInflight int
 	// MaxHeldPulls caps the pulls held for new messages, over all clients;
-	// past it a pull that finds nothing is answered at once and the client
-	// pulls again after its own pause. Default 100000.
+	// past it a pull that finds nothing is answered after a pause of a
+	// second (counted in flight on its connection), so that clients that
+	// pull again at once do not spin. Default 100000.
 	MaxHeldPulls int
 	// MaxReplyBacklog bounds the reply bytes waiting for a client that
-	// does not read them; past it the connection is closed. Default 64 MiB.
+	// does not read them; past it the connection is closed. Default 16 MiB
+	// (so at most MaxConnsPerIP × 16 MiB for one address).
 	MaxReplyBacklog int
 	// WriteTimeout closes a connection whose client does not take a reply
 	// within it. Default 60s.
@@ -45,7 +47,7 @@ func (l *Limits) setDefaults() {
 		l.MaxHeldPulls = 100000
 	}
 	if l.MaxReplyBacklog <= 0 {
-		l.MaxReplyBacklog = 64 << 20
+		l.MaxReplyBacklog = 16 << 20
 	}
 	if l.WriteTimeout <= 0 {
 		l.WriteTimeout = 60 * time.Second

@@ -100,12 +100,22 @@ func (b *Broker) handlePull(c *remoting.Conn, req *remoting.Command) *remoting.C
 		released = b.vis.releases(h.topic, h.queueID)
 	}
 	resp, holdable := b.pullOnce(req, &h, filter)
-	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 &&
-		b.holds.heldCount() < int64(b.cfg.Limits.MaxHeldPulls) { // past the bound: answered now, the client pulls again
-
+	if holdable && h.sysFlag&remoting.PullFlagSuspend != 0 && h.suspendMillis > 0 {
 		wait := min(time.Duration(h.suspendMillis)*time.Millisecond, b.cfg.MaxPullHold)
-		b.holds.add(&hold{c: c, req: req, h: h, filter: filter, released: released}, wait)
-		return nil
+		if b.holds.heldCount() < int64(b.cfg.Limits.MaxHeldPulls) {
+			b.holds.add(&hold{c: c, req: req, h: h, filter: filter, released: released}, wait)
+			return nil
+		}
+		// Every hold slot is taken: answer after a short pause on this
+		// goroutine (it counts against the connection's in-flight limit),
+		// so that clients that pull again at once (rocketmq-client-go
+		// does) do not spin.
+		t := time.NewTimer(min(wait, fullHoldsPause))
+		select {
+		case <-t.C:
+		case <-b.stopping:
+		}
+		t.Stop()
 	}
 	return resp
 }
@@ -218,6 +228,10 @@ type queueKey struct {
 	topic string
 	queue int32
 }
+
+// fullHoldsPause is how long a pull that could be held waits before its
+// empty answer while every hold slot is taken.
+const fullHoldsPause = time.Second
 
 // holdService keeps held pulls per queue and answers them when the store
 // dispatches new messages to that queue or when they time out. It does no

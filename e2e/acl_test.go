@@ -12,9 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -211,80 +209,16 @@ func aclStartReader(t *testing.T, namesrv, aclFile, tierURL string) *aclNode {
 // start runs the node's process and waits until /healthz answers and its
 // name server answers a signed cluster query (listing the broker, if any).
 func (n *aclNode) start() error {
-	s := n.strata
-	s.mu.Lock()
-	if s.cmd != nil && !s.exitedLocked() {
-		s.mu.Unlock()
-		return errors.New("already running")
+	if err := n.launch(n.args); err != nil {
+		return err
 	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	err := n.waitClusterReady(30*time.Second, func() (*remoting.Command, error) {
+		return invoke(n.namesrv, remoting.ReqGetBrokerClusterInfo, aclSign(aclSubOnly, nil, nil), nil)
+	})
 	if err != nil {
-		s.mu.Unlock()
-		return err
+		n.dumpAndKill()
 	}
-	s.runs++
-	fmt.Fprintf(logf, "=== e2e: start #%d of %s at %s\n", s.runs, s.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(strataBin, n.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), s.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		s.mu.Unlock()
-		return fmt.Errorf("start %s: %w", strataBin, err)
-	}
-	logf.Close()
-	exited := make(chan struct{})
-	s.cmd, s.exited, s.waitErr = cmd, exited, nil
-	s.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-	if err := n.waitSignedReady(30 * time.Second); err != nil {
-		s.dumpAndKill()
-		return err
-	}
-	return nil
-}
-
-func (n *aclNode) waitSignedReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	hc := &http.Client{Timeout: time.Second}
-	healthy := false
-	var last string
-	for {
-		if !n.running() {
-			return fmt.Errorf("process exited before it was ready: %v", n.exitErr())
-		}
-		if !healthy {
-			if resp, err := hc.Get("http://" + n.http + "/healthz"); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				healthy = resp.StatusCode == http.StatusOK
-			}
-		}
-		if healthy {
-			resp, err := invoke(n.namesrv, remoting.ReqGetBrokerClusterInfo, aclSign(aclSubOnly, nil, nil), nil)
-			switch {
-			case err != nil:
-				last = err.Error()
-			case resp.Code != remoting.RespSuccess:
-				last = fmt.Sprintf("code %d %q", resp.Code, resp.Remark)
-			case n.broker == "" || strings.Contains(string(resp.Body), `"`+n.broker+`"`):
-				return nil
-			default:
-				last = "the broker is not registered yet"
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready within %v (healthz %v): %s", timeout, healthy, last)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	return err
 }
 
 // createTopicAs creates topic on the node's broker with a request signed

@@ -566,38 +566,10 @@ func readerStartNode(t *testing.T, name, namesrv, broker, httpAddr string, env [
 // a broker, until it is registered with its name server.
 func (n *readerNode) start() error {
 	s := n.strata
-	s.mu.Lock()
-	if s.cmd != nil && !s.exitedLocked() {
-		s.mu.Unlock()
-		return errors.New("already running")
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.mu.Unlock()
+	if err := s.launch(n.args); err != nil {
 		return err
 	}
-	s.runs++
-	fmt.Fprintf(logf, "=== e2e: start #%d of %s at %s\n", s.runs, s.name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(strataBin, n.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), s.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		s.mu.Unlock()
-		return fmt.Errorf("start %s: %w", strataBin, err)
-	}
-	logf.Close()
-	exited := make(chan struct{})
-	s.cmd, s.exited, s.waitErr = cmd, exited, nil
-	s.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		s.mu.Lock()
-		s.waitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
+	var err error
 	if s.broker != "" {
 		err = s.waitReady(30 * time.Second)
 	} else {

@@ -174,18 +174,6 @@ func (s *strata) stopAtEnd(t testing.TB, tail int) {
 // start runs the process and waits until it is ready: /healthz answers and
 // the name server serves a route for TBW102 (the broker has registered).
 func (s *strata) start() error {
-	s.mu.Lock()
-	if s.cmd != nil && !s.exitedLocked() {
-		s.mu.Unlock()
-		return errors.New("already running")
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	s.runs++
-	fmt.Fprintf(logf, "=== e2e: start #%d of %s at %s\n", s.runs, s.name, time.Now().Format(time.RFC3339Nano))
 	args := append([]string{"standalone",
 		"--data-dir", s.dataDir,
 		"--listen", s.broker,
@@ -193,20 +181,41 @@ func (s *strata) start() error {
 		"--http-listen", s.http,
 		"--segment-size", "64MiB",
 	}, s.extra...)
+	if err := s.launch(args); err != nil {
+		return err
+	}
+	if err := s.waitReady(20 * time.Second); err != nil {
+		s.dumpAndKill()
+		return err
+	}
+	return nil
+}
+
+// launch starts the strata binary with args, its output appended to the
+// node's log; the caller waits for whatever readiness it needs.
+func (s *strata) launch(args []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && !s.exitedLocked() {
+		return errors.New("already running")
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own copy
+	s.runs++
+	fmt.Fprintf(logf, "=== e2e: start #%d of %s at %s\n", s.runs, s.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(strataBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(append(os.Environ(), "GORACE=halt_on_error=0"), s.env...)
 	// The child must not outlive the test binary.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		s.mu.Unlock()
 		return fmt.Errorf("start %s: %w", strataBin, err)
 	}
-	logf.Close() // the child has its own copy
 	exited := make(chan struct{})
 	s.cmd, s.exited, s.waitErr = cmd, exited, nil
-	s.mu.Unlock()
 	go func() {
 		err := cmd.Wait()
 		s.mu.Lock()
@@ -214,11 +223,46 @@ func (s *strata) start() error {
 		s.mu.Unlock()
 		close(exited)
 	}()
-	if err := s.waitReady(20 * time.Second); err != nil {
-		s.dumpAndKill()
-		return err
-	}
 	return nil
+}
+
+// waitClusterReady waits until /healthz answers and query (a cluster-info
+// request to the node's name server, signed or over TLS as the node
+// needs) succeeds and lists the node's broker, if it has one.
+func (s *strata) waitClusterReady(timeout time.Duration, query func() (*remoting.Command, error)) error {
+	deadline := time.Now().Add(timeout)
+	hc := &http.Client{Timeout: time.Second}
+	healthy := false
+	var last string
+	for {
+		if !s.running() {
+			return fmt.Errorf("process exited before it was ready: %v", s.exitErr())
+		}
+		if !healthy {
+			if resp, err := hc.Get("http://" + s.http + "/healthz"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				healthy = resp.StatusCode == http.StatusOK
+			}
+		}
+		if healthy {
+			resp, err := query()
+			switch {
+			case err != nil:
+				last = err.Error()
+			case resp.Code != remoting.RespSuccess:
+				last = fmt.Sprintf("code %d %q", resp.Code, resp.Remark)
+			case s.broker == "" || strings.Contains(string(resp.Body), `"`+s.broker+`"`):
+				return nil
+			default:
+				last = "the broker is not registered yet"
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready within %v (healthz %v): %s", timeout, healthy, last)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
 }
 
 func (s *strata) exitedLocked() bool {

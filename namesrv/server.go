@@ -1,9 +1,9 @@
 package namesrv
 
 import (
-	"crypto/tls"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -1,10 +1,10 @@
 package remoting
 
 import (
-	"crypto/tls"
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"

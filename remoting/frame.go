@@ -66,7 +66,7 @@ const (
 	// eagerFrameRead is the largest frame buffer allocated in one go before
 	// its bytes have arrived; longer frames grow as data comes in, so a peer
 	// must send the bytes it announces before they cost memory.
-	eagerFrameRead = 1 << 20
+	eagerFrameRead = 64 << 10
 	// pooledHeadCap is the largest header buffer returned to headPool.
 	pooledHeadCap = 64 << 10
 )

@@ -99,7 +99,7 @@ func (c *serverConfig) brokerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HotRetention, "hot-retention", c.HotRetention, "keep offloaded segments locally up to this size (10GiB), share of the disk (80%) or age (24h); 0 deletes them once offloaded")
 	fs.Var(&c.CacheSize, "cache-size", "bytes of decompressed cold blocks kept in memory")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests one connection may have being served (default 1024); more are answered SYSTEM_BUSY")
-	fs.IntVar(&c.MaxHeldPulls, "max-held-pulls", c.MaxHeldPulls, "pulls held for new messages at most (default 100000); more are answered at once")
+	fs.IntVar(&c.MaxHeldPulls, "max-held-pulls", c.MaxHeldPulls, "pulls held for new messages at most (default 100000); more are answered after a second")
 	fs.DurationVar(&c.TransactionTimeout, "transaction-timeout", c.TransactionTimeout, "check an unresolved transactional half message with its producer this long after it was stored")
 	fs.DurationVar(&c.TransactionCheckInterval, "transaction-check-interval", c.TransactionCheckInterval, "how often unresolved transactional half messages are checked")
 }
