@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/strata-mq/strata/remoting"
 )
 
 // Perm is what an account may do with a topic or a group: publish,
@@ -310,9 +312,9 @@ func checkName(name string, prefix bool) error {
 	if len(name) > maxNameLen {
 		return fmt.Errorf("name longer than %d characters", maxNameLen)
 	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '%' || c == '|' || c == '-' || c == '_') {
-			return fmt.Errorf("character %q is not allowed in a name", c)
+	for i := 0; i < len(name); i++ {
+		if !remoting.ValidNameByte(name[i]) {
+			return fmt.Errorf("character %q is not allowed in a name", name[i])
 		}
 	}
 	return nil

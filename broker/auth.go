@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"strings"
@@ -85,7 +86,7 @@ func authNeedsOf(req *remoting.Command) (int, []need) {
 	case remoting.ReqSendMessage, remoting.ReqSendMessageV2, remoting.ReqSendBatchMessage:
 		t := req.Ext("topic")
 		if req.Code != remoting.ReqSendMessage || t == "" {
-			t = cmpOr(req.Ext("b"), t)
+			t = cmp.Or(req.Ext("b"), t)
 		}
 		return authNeeds, []need{topic(t, acl.Pub)}
 	case remoting.ReqPullMessage, remoting.ReqQueryConsumerOffset, remoting.ReqUpdateConsumerOffset:
@@ -149,7 +150,7 @@ func (b *Broker) checkNeeds(c *remoting.Conn, req *remoting.Command, acct *acl.A
 			p, kind = acct.Group(n.name), "group"
 		}
 		if p&n.perm == 0 {
-			b.cfg.ACL.Denied(req, peerAddr(c).Addr(), acct.AccessKey(), "no "+n.perm.String()+" permission on "+kind+" "+n.name)
+			b.cfg.ACL.Denied(req, c.RemoteIP(), acct.AccessKey(), "no "+n.perm.String()+" permission on "+kind+" "+n.name)
 			return errResponse(req, remoting.RespNoPermission, "%v: no %s permission on %s %s", acl.ErrDenied, n.perm, kind, n.name)
 		}
 	}
@@ -206,13 +207,6 @@ func (b *Broker) authorizeRecord(c *remoting.Conn, req *remoting.Command, acct *
 	return b.checkNeeds(c, req, acct, needs)
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // authorize checks req against the ACL. It returns the account (nil with
 // authentication off) and, when the request is refused, the response.
 func (b *Broker) authorize(c *remoting.Conn, req *remoting.Command) (*acl.Account, *remoting.Command) {
@@ -220,7 +214,7 @@ func (b *Broker) authorize(c *remoting.Conn, req *remoting.Command) (*acl.Accoun
 	if a == nil {
 		return nil, nil
 	}
-	remote := peerAddr(c).Addr()
+	remote := c.RemoteIP()
 	acct, err := a.Authenticate(req, remote)
 	if err != nil {
 		return nil, errResponse(req, remoting.RespNoPermission, "%v", err)

@@ -557,7 +557,7 @@ func (b *Broker) ServeRemoting(c *remoting.Conn, req *remoting.Command) {
 		}
 		if resp := h(c, req); resp != nil {
 			if acct != nil && resp.Code == remoting.RespSuccess && adminChange(req.Code) {
-				b.cfg.ACL.AdminChange(req, peerAddr(c).Addr(), acct, "topic", req.Ext("topic"))
+				b.cfg.ACL.AdminChange(req, c.RemoteIP(), acct, "topic", req.Ext("topic"))
 			}
 			c.Reply(resp)
 			b.metrics.observe(req.Code, start)
@@ -650,7 +650,7 @@ func (b *Broker) handler(code int16) handlerFunc {
 // an unauthenticated config update ran a command). With an ACL, authorize
 // has let only admin accounts through.
 func (b *Broker) adminAllowed(c *remoting.Conn) bool {
-	return b.cfg.ACL != nil || peerAddr(c).Addr().IsLoopback()
+	return b.cfg.ACL != nil || c.RemoteIP().IsLoopback()
 }
 
 func (b *Broker) connClosed(c *remoting.Conn) {

@@ -272,24 +272,20 @@ func (b *Broker) follow(haAddr string) {
 	b.stopFollowing()
 	b.fo.followAddr = haAddr
 	b.repl.leaderHA.Store(&haAddr)
-	f := ha.NewFollower(ha.FollowerConfig{
-		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
-		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS, Sign: b.signHello(),
-		Leader:  func() string { return haAddr },
-		History: func() ha.History { return *b.fo.history.Load() },
-		SetHistory: func(h ha.History) error {
-			if err := ha.SaveHistory(b.historyPath(), h); err != nil {
-				return err
-			}
-			b.fo.history.Store(&h)
-			return nil
-		},
-		MinEpoch: b.fo.epoch.Load,
-		Truncate: func(off int64) {
-			b.requestRestart(Restart{Reason: "the log diverged from the leader's", Truncate: true, TruncateTo: off})
-		},
-		Behind: b.behindLeader,
-	})
+	fc := b.followerConfig(func() string { return haAddr })
+	fc.History = func() ha.History { return *b.fo.history.Load() }
+	fc.SetHistory = func(h ha.History) error {
+		if err := ha.SaveHistory(b.historyPath(), h); err != nil {
+			return err
+		}
+		b.fo.history.Store(&h)
+		return nil
+	}
+	fc.MinEpoch = b.fo.epoch.Load
+	fc.Truncate = func(off int64) {
+		b.requestRestart(Restart{Reason: "the log diverged from the leader's", Truncate: true, TruncateTo: off})
+	}
+	f := ha.NewFollower(fc)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.fo.followCancel, b.fo.followDone = cancel, done

@@ -160,17 +160,12 @@ func (b *Broker) startFollower() {
 		from := b.cfg.ReplicateFrom
 		b.repl.leaderHA.Store(&from)
 	}
-	f := ha.NewFollower(ha.FollowerConfig{
-		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
-		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS, Sign: b.signHello(),
-		Leader: func() string {
-			if p := b.repl.leaderHA.Load(); p != nil {
-				return *p
-			}
-			return ""
-		},
-		Behind: b.behindLeader,
-	})
+	f := ha.NewFollower(b.followerConfig(func() string {
+		if p := b.repl.leaderHA.Load(); p != nil {
+			return *p
+		}
+		return ""
+	}))
 	b.repl.follower.Store(f)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.repl.cancel = cancel
@@ -179,6 +174,16 @@ func (b *Broker) startFollower() {
 		defer b.wg.Done()
 		f.Run(ctx)
 	}()
+}
+
+// followerConfig is the configuration of this broker's copy of the leader
+// at leader(), in either mode (failover adds its epochs).
+func (b *Broker) followerConfig(leader func() string) ha.FollowerConfig {
+	return ha.FollowerConfig{
+		BrokerName: b.cfg.BrokerName, BrokerID: b.cfg.BrokerID, Log: b.store,
+		MaxFrame: b.cfg.MaxMessageSize + 1<<20, Logger: b.cfg.Logger, TLS: b.cfg.ClientTLS, Sign: b.signHello(),
+		Leader: leader, Behind: b.behindLeader,
+	}
 }
 
 // stopReplication ends the follower sessions or the copy (Shutdown).

@@ -126,21 +126,11 @@ func ValidateTopicName(name string) error {
 		return fmt.Errorf("%w: %.20q...: %d bytes, longer than %d", ErrInvalidTopicName, name, len(name), MaxTopicNameLen)
 	}
 	for i := 0; i < len(name); i++ {
-		if !validTopicByte(name[i]) {
+		if !remoting.ValidNameByte(name[i]) {
 			return fmt.Errorf("%w: %q: byte %q at %d is not allowed (only letters, digits, '%%', '|', '_', '-')", ErrInvalidTopicName, name, name[i], i)
 		}
 	}
 	return nil
-}
-
-func validTopicByte(b byte) bool {
-	switch {
-	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
-		return true
-	case b == '%', b == '|', b == '_', b == '-':
-		return true
-	}
-	return false
 }
 
 // IsSystemTopic reports whether name is reserved for the broker or the

@@ -137,29 +137,18 @@ func aclPullExt(topic, group string) map[string]string {
 // these wait with signed requests.
 
 // aclNode is a `strata` child process started with --acl-file.
-type aclNode struct {
-	*strata
-	args []string
-}
+type aclNode struct{ *readerNode }
 
-// aclStartNode starts a node and has t stop it (and check its exit code
-// and log) at the end.
+// aclStartNode starts a node, ready once a signed cluster query lists its
+// broker (if any), and has t stop it (and check its exit code and log) at
+// the end.
 func aclStartNode(t *testing.T, name, namesrv, broker, httpAddr string, env []string, args ...string) *aclNode {
 	t.Helper()
-	n := &aclNode{
-		strata: &strata{
-			name:    fmt.Sprintf("%s/%s#%d", t.Name(), name, serverSeq.Add(1)),
-			namesrv: namesrv, broker: broker, http: httpAddr,
-			logPath: filepath.Join(t.TempDir(), name+".log"),
-			env:     env,
-		},
-		args: args,
-	}
-	n.stopAtEnd(t, 60)
-	if err := n.start(); err != nil {
-		t.Fatalf("%s: %v\nlog:\n%s", n.name, err, n.logTail(60))
-	}
-	return n
+	return &aclNode{startNode(t, name, namesrv, broker, httpAddr, env, func(n *readerNode) func() (*remoting.Command, error) {
+		return func() (*remoting.Command, error) {
+			return invoke(n.namesrv, remoting.ReqGetBrokerClusterInfo, aclSign(aclSubOnly, nil, nil), nil)
+		}
+	}, args...)}
 }
 
 // aclStartStandalone starts `strata standalone --acl-file aclFile`.
@@ -204,21 +193,6 @@ func aclStartReader(t *testing.T, namesrv, aclFile, tierURL string) *aclNode {
 		"--data-dir", filepath.Join(dir, "data"), "--acl-file", aclFile)
 	n.dataDir = filepath.Join(dir, "data")
 	return n
-}
-
-// start runs the node's process and waits until /healthz answers and its
-// name server answers a signed cluster query (listing the broker, if any).
-func (n *aclNode) start() error {
-	if err := n.launch(n.args); err != nil {
-		return err
-	}
-	err := n.waitClusterReady(30*time.Second, func() (*remoting.Command, error) {
-		return invoke(n.namesrv, remoting.ReqGetBrokerClusterInfo, aclSign(aclSubOnly, nil, nil), nil)
-	})
-	if err != nil {
-		n.dumpAndKill()
-	}
-	return err
 }
 
 // createTopicAs creates topic on the node's broker with a request signed

@@ -496,6 +496,9 @@ func TestTierReaderRejectsWrites(t *testing.T) {
 type readerNode struct {
 	*strata
 	args []string // the subcommand and its flags
+	// ready, if set, is the cluster query (signed, or over TLS) the node
+	// is ready once it answers (see waitClusterReady); nil: plain requests.
+	ready func() (*remoting.Command, error)
 }
 
 // readerStartNamesrv starts a `strata namesrv` owned by t.
@@ -546,6 +549,14 @@ func readerStartReader(t *testing.T, namesrv string, id int, tierURL string, env
 // and log) at the end.
 func readerStartNode(t *testing.T, name, namesrv, broker, httpAddr string, env []string, args ...string) *readerNode {
 	t.Helper()
+	return startNode(t, name, namesrv, broker, httpAddr, env, nil, args...)
+}
+
+// startNode is readerStartNode for a node whose readiness is ready's
+// answer (nil: plain requests).
+func startNode(t *testing.T, name, namesrv, broker, httpAddr string, env []string,
+	ready func(n *readerNode) func() (*remoting.Command, error), args ...string) *readerNode {
+	t.Helper()
 	n := &readerNode{
 		strata: &strata{
 			name:    fmt.Sprintf("%s/%s#%d", t.Name(), name, serverSeq.Add(1)),
@@ -554,6 +565,9 @@ func readerStartNode(t *testing.T, name, namesrv, broker, httpAddr string, env [
 			env:     env,
 		},
 		args: args,
+	}
+	if ready != nil {
+		n.ready = ready(n)
 	}
 	n.stopAtEnd(t, 60)
 	if err := n.start(); err != nil {
@@ -570,9 +584,12 @@ func (n *readerNode) start() error {
 		return err
 	}
 	var err error
-	if s.broker != "" {
+	switch {
+	case n.ready != nil:
+		err = s.waitClusterReady(30*time.Second, n.ready)
+	case s.broker != "":
 		err = s.waitReady(30 * time.Second)
-	} else {
+	default:
 		err = n.waitNamesrv(20 * time.Second)
 	}
 	if err != nil {

@@ -143,29 +143,19 @@ func tlsReplStatus(tc *tls.Config, addr string) (client.ReplicationStatus, error
 
 // tlsNode is a `strata` child process whose remoting ports speak TLS.
 type tlsNode struct {
-	*strata
-	args []string
-	tc   *tls.Config // dials its ports (readiness, inspection)
+	*readerNode
+	tc *tls.Config // dials its ports (readiness, inspection)
 }
 
 // tlsStartNode starts a node and has t stop it (and check its exit code
 // and log) at the end. With broker set, it is ready once namesrv lists it.
 func tlsStartNode(t *testing.T, name, namesrv, broker, httpAddr string, tc *tls.Config, args ...string) *tlsNode {
 	t.Helper()
-	n := &tlsNode{
-		strata: &strata{
-			name:    fmt.Sprintf("%s/%s#%d", t.Name(), name, serverSeq.Add(1)),
-			namesrv: namesrv, broker: broker, http: httpAddr,
-			logPath: filepath.Join(t.TempDir(), name+".log"),
-		},
-		args: args,
-		tc:   tc,
-	}
-	n.stopAtEnd(t, 60)
-	if err := n.start(); err != nil {
-		t.Fatalf("%s: %v\nlog:\n%s", n.name, err, n.logTail(60))
-	}
-	return n
+	return &tlsNode{startNode(t, name, namesrv, broker, httpAddr, nil, func(n *readerNode) func() (*remoting.Command, error) {
+		return func() (*remoting.Command, error) {
+			return tlsInvoke(tc, n.namesrv, remoting.ReqGetBrokerClusterInfo, nil, nil)
+		}
+	}, args...), tc}
 }
 
 // tlsStartStandalone starts `strata standalone` with the flags given (the
@@ -182,22 +172,6 @@ func tlsStartStandalone(t *testing.T, tc *tls.Config, flags ...string) *tlsNode 
 	n := tlsStartNode(t, "standalone", addrs[1], addrs[0], addrs[2], tc, args...)
 	n.dataDir = data
 	return n
-}
-
-// start runs the node's process and waits until /healthz answers and its
-// name server answers a cluster query over TLS (listing the broker, if
-// any).
-func (n *tlsNode) start() error {
-	if err := n.launch(n.args); err != nil {
-		return err
-	}
-	err := n.waitClusterReady(30*time.Second, func() (*remoting.Command, error) {
-		return tlsInvoke(n.tc, n.namesrv, remoting.ReqGetBrokerClusterInfo, nil, nil)
-	})
-	if err != nil {
-		n.dumpAndKill()
-	}
-	return err
 }
 
 // waitRouteTLS waits until the name server, asked over TLS, routes topic

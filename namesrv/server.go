@@ -362,7 +362,7 @@ func (s *Server) serveRemoting(c *remoting.Conn, req *remoting.Command) {
 
 func (s *Server) handle(c *remoting.Conn, req *remoting.Command) *remoting.Command {
 	if a := s.cfg.ACL; a != nil {
-		remote := remoteAddr(c)
+		remote := c.RemoteIP()
 		acct, err := a.Authenticate(req, remote)
 		if err != nil {
 			return remoting.NewResponse(req, remoting.RespNoPermission, err.Error())
@@ -392,15 +392,6 @@ var queryCodes = map[int16]bool{
 	remoting.ReqGetRouteInfoByTopic:           true,
 	remoting.ReqGetBrokerClusterInfo:          true,
 	remoting.ReqGetAllTopicListFromNameServer: true,
-}
-
-// remoteAddr is c's peer's IP address (the zero Addr when it has none).
-func remoteAddr(c *remoting.Conn) netip.Addr {
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 func (s *Server) serve(c *remoting.Conn, req *remoting.Command) *remoting.Command {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -223,6 +224,10 @@ func Dial(ctx context.Context, addr string, opts ConnOptions) (*Conn, error) {
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// RemoteIP returns the peer's IP address (IPv4-mapped addresses unmapped),
+// or the zero Addr when the connection has none.
+func (c *Conn) RemoteIP() netip.Addr { return sourceIP(c.remote) }
 
 // LocalAddr returns the local address.
 func (c *Conn) LocalAddr() net.Addr { return c.local }

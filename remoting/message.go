@@ -298,3 +298,15 @@ func unhex(c byte) int {
 	}
 	return -1
 }
+
+// ValidNameByte reports whether b may appear in a topic or group name
+// (RocketMQ 4.x: ASCII letters, digits, '%', '|', '_' and '-').
+func ValidNameByte(b byte) bool {
+	switch {
+	case b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z', b >= '0' && b <= '9':
+		return true
+	case b == '%', b == '|', b == '_', b == '-':
+		return true
+	}
+	return false
+}

@@ -167,12 +167,18 @@ func (s *Server) accept(nc net.Conn) {
 	c.start()
 }
 
-// sourceIP is the address a connection comes from (the zero Addr if it
+// sourceIP is the IP address a connection comes from (the zero Addr if it
 // has none: every such connection counts as one source).
 func sourceIP(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
+	switch ta := a.(type) {
+	case *net.TCPAddr:
 		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
 			return ip.Unmap()
+		}
+	case nil:
+	default:
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			return ap.Addr().Unmap()
 		}
 	}
 	return netip.Addr{}
